@@ -1,0 +1,246 @@
+"""``llmsim`` command line: one command per step of the workflow, no business logic here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from llmsim.errors import LlmsimError
+
+
+class _Group(click.Group):
+    """Turn user errors into one line on stderr and exit code 2 — never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LlmsimError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise LlmsimError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _common(f):
+    for opt in reversed([
+        click.option("--hw", required=True, help="hardware preset name or YAML path"),
+        click.option("--model", "model_name", required=True, help="model name, YAML path or HF config.json"),
+        click.option("--dtype", default=None, help="weights, activations and KV dtype (fp32 fp16 bf16 fp8 int8 int4)"),
+        click.option("--mode", type=click.Choice(["graph", "eager"]), default=None, help="framework execution mode"),
+        click.option("--fidelity", type=click.Choice(["cycle", "analytic"]), default="cycle", show_default=True),
+        click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+                     help="override any field: hw.memory.channels=16, model.n_layers=4, scenario.kv_dtype=int8"),
+        click.option("--json", "json_out", default=None, metavar="OUT", help="write the full result as JSON"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dict[str, Any], dtype: str | None):
+    from llmsim.config.loader import load_hardware, load_model, make_scenario, split_overrides
+
+    routed = split_overrides(sets)
+    if dtype is not None:
+        scenario_fields = scenario_fields | {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}
+    return (load_hardware(hw, routed["hw"]), load_model(model_name, routed["model"]),
+            make_scenario(scenario_fields, routed["scenario"]))
+
+
+def _fmt_s(s: float) -> str:
+    for unit, k in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if s >= k or unit == "ns":
+            return f"{s / k:.3f} {unit}"
+    return f"{s} s"
+
+
+def _fmt_j(j: float) -> str:
+    for unit, k in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+        if j >= k or unit == "nJ":
+            return f"{j / k:.3f} {unit}"
+    return f"{j} J"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmsim")
+def main() -> None:
+    """llmsim: a hardware simulator and cost model for LLM inference."""
+
+
+@main.command()
+@_common
+@click.option("--batch", type=int, default=None, help="sequences per batch")
+@click.option("--prompt", type=int, default=None, help="prompt tokens")
+@click.option("--gen", type=int, default=None, help="generated tokens")
+@click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
+def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out):
+    """Simulate a whole generation: prefill, then every decode step."""
+    from llmsim.engine import simulate
+
+    hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
+                                dtype)
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"{model.name} on {hw_spec.name}", total=sc.gen)
+        res = simulate(hw_spec, model, sc, fidelity=fidelity, progress=lambda i, n: bar.update(task, completed=i))
+    d = res.to_dict()
+    _print_summary(d, hw_spec, model, sc, fidelity)
+    if json_out:
+        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+    if report_out:
+        _report(d, report_out)
+
+
+def _report(d: dict, out: str) -> None:
+    try:
+        from llmsim.report import write_report
+    except ImportError:
+        raise LlmsimError("HTML reports are not available in this build (llmsim.report missing)") from None
+    write_report(d, out)
+    click.echo(f"wrote {out}")
+
+
+def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
+    click.echo(f"{model.name} on {hw.name} ({hw.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+               f"gen {sc.gen}, weights {sc.weight_dtype.value}, mode {sc.mode}")
+    click.echo(f"  TTFT            {_fmt_s(d['ttft_s'])}")
+    click.echo(f"  TPOT            {_fmt_s(d['tpot_s'])}")
+    click.echo(f"  total           {_fmt_s(d['total_s'])}  ({d['tokens_per_s']:.1f} tokens/s)")
+    click.echo(f"  energy          {_fmt_j(d['energy_j'])}  ({_fmt_j(d['energy_per_token_j'])} per token)")
+    e = d["energy_breakdown_j"]
+    tot = sum(e.values()) or 1.0
+    click.echo("  energy by component: " + ", ".join(f"{k} {100 * v / tot:.1f}%" for k, v in
+                                                    sorted(e.items(), key=lambda kv: -kv[1]) if v > 0))
+    lat = d["latency_breakdown_s"]
+    click.echo("  time by op kind:     " + ", ".join(f"{k} {100 * v / d['total_s']:.1f}%" for k, v in
+                                                    sorted(lat.items(), key=lambda kv: -kv[1]) if v > 0))
+    click.echo("  top ops by time:")
+    for row in d["top_ops"][:6]:
+        click.echo(f"    {row['op']:<28} {_fmt_s(row['seconds']):>12}  {100 * row['seconds'] / d['total_s']:5.1f}%")
+
+
+@main.command()
+@_common
+@click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True)
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--seq", type=int, default=None, help="prompt tokens (prefill)")
+@click.option("--context", type=int, default=None, help="keys attended, the new token included (decode)")
+@click.option("--prompt", type=int, default=None, help="encoder length for encoder-decoder decode steps")
+def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt):
+    """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
+    from llmsim.engine import simulate_one_step
+
+    if phase == "prefill" and seq is None:
+        raise LlmsimError("--phase prefill needs --seq S")
+    if phase == "decode" and context is None:
+        raise LlmsimError("--phase decode needs --context C")
+    fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
+    hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype)
+    res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
+    d = res.to_dict(trace=True) | {"config": cfg}
+    click.echo(f"{model.name} {phase} step on {hw_spec.name}: latency {_fmt_s(res.latency_s)}, "
+               f"energy {_fmt_j(res.energy_j)}, {res.flops / 1e9:.2f} GFLOP")
+    for k, v in sorted(res.latency_breakdown_s.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {k:<12} {_fmt_s(v):>12}  {100 * v / res.latency_s:5.1f}%")
+    if json_out:
+        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+@main.command()
+@click.option("--hw", required=True)
+@click.option("--kind", required=True, help="matmul, attention, norm, activation, elementwise, embedding, kv_write")
+@click.option("--shape", required=True, help="matmul M,K,N; attention B,H,Sq,Skv,D[,Hkv]; others rows,width")
+@click.option("--dtype", default="fp16", show_default=True)
+@click.option("--fn", default=None, help="norm/activation/elementwise function (layernorm, gelu, add, ...)")
+@click.option("--fidelity", type=click.Choice(["cycle", "analytic"]), default="cycle", show_default=True)
+@click.option("--mode", type=click.Choice(["graph", "eager"]), default="graph", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="hw.KEY.PATH=VALUE")
+@click.option("--json", "json_out", default=None)
+def op(hw, kind, shape, dtype, fn, fidelity, mode, sets, json_out):
+    """Simulate a single op on a device."""
+    from llmsim.config.base import DType
+    from llmsim.config.loader import load_hardware, split_overrides, validate
+    from llmsim.devices.base import build_device
+    from llmsim.graph.factory import parse_shape, single_op
+
+    routed = split_overrides(sets)
+    spec = load_hardware(hw, routed["hw"])
+    dt = validate(_dtype_adapter(), dtype, "--dtype")
+    o = single_op(kind, parse_shape(shape), DType(dt), fn)
+    dev = build_device(spec, fidelity=fidelity, mode=mode)
+    c = dev.cost(o)
+    bound = dev.bound(o)
+    d = {
+        "op": o.describe(), "latency_s": c.seconds + sum(p.seconds for p in c.phases if p.issue),
+        "device_s": c.device_seconds, "cycles": c.cycles, "compute_cycles": c.compute_cycles,
+        "energy_j": c.energy_total_j, "energy_breakdown_j": c.energy_j, "bytes_by_level": c.bytes_by_level,
+        "bound_s": bound.seconds, "stats": c.stats, "fidelity": fidelity, "hw": spec.name,
+    }
+    click.echo(f"{kind} {shape} {dtype} on {spec.name}: {_fmt_s(d['latency_s'])}, {c.cycles:,.0f} cycles "
+               f"({c.compute_cycles:,.0f} compute), {_fmt_j(d['energy_j'])}; roofline bound {_fmt_s(bound.seconds)}")
+    if json_out:
+        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+def _dtype_adapter():
+    from pydantic import TypeAdapter
+
+    from llmsim.config.base import DType
+
+    return TypeAdapter(DType)
+
+
+@main.command(name="list")
+def list_cmd():
+    """Bundled hardware presets and models, one line each, with their source."""
+    from llmsim.config.loader import bundled_dir, list_bundled, load_yaml
+
+    for folder, title in (("hw_configs", "hardware"), ("workloads", "models")):
+        click.echo(f"{title} ({bundled_dir(folder)}):")
+        for name in list_bundled(folder):
+            data = load_yaml(bundled_dir(folder) / f"{name}.yaml", folder)
+            src = data.get("source", "")
+            if isinstance(src, dict):
+                src = next(iter(src.values()), "")
+            kind = data.get("kind") or data.get("standard") or data.get("arch", "decoder")
+            click.echo(f"  {name:<22} {kind:<16} {str(src)[:90]}")
+
+
+@main.command()
+@click.option("-o", "--out", default=None, help="write to a file instead of stdout")
+def schema(out):
+    """JSON Schema of the hardware, model and scenario specs (for YAML editor completion)."""
+    from llmsim.config.loader import json_schema
+
+    text = json.dumps(json_schema(), indent=1, sort_keys=True)
+    if out:
+        write_atomic(out, text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""The device protocol, the additive cost record and the roofline lower bound.
+
+A device turns an :class:`~llmsim.graph.ops.Op` into a :class:`Cost`: how long it holds
+which unit (a sequence of :class:`Phase`), the bytes it moves per memory level, and the
+joules it spends per hardware component. Costs are pure functions of (op signature, spec),
+so they are cached (DESIGN law 6); the engine turns phases into simpy processes competing
+for the device's units, which is where overlap between units comes from (law 2).
+
+Every device has two fidelities: ``analytic`` (the roofline: FLOPs / peak, bytes / peak
+bandwidth per level — a true lower bound, law 5) and ``cycle`` (its own cycle-level model,
+which must never beat the roofline). A device kind without a cycle-level model yet falls
+back to the roofline and says so in :attr:`Device.cycle_level`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
+
+from llmsim.config.base import DType
+from llmsim.errors import ConfigError, UnsupportedOpError
+from llmsim.graph.ops import Op, OpKind
+
+Fidelity = Literal["cycle", "analytic"]
+
+
+def _add_maps(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0.0) + v
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """Hold ``unit`` for ``seconds``. An ``issue`` phase is host-side dispatch: it waits only
+    for its predecessors to be *issued* (asynchronous launch), not for them to finish."""
+
+    unit: str
+    seconds: float
+    issue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one op costs on one device. Adds with ``+`` (breakdowns are sums)."""
+
+    seconds: float = 0.0
+    cycles: float = 0.0
+    compute_cycles: float = 0.0
+    flops: float = 0.0
+    bytes_by_level: dict[str, float] = field(default_factory=dict)
+    energy_j: dict[str, float] = field(default_factory=dict)
+    phases: tuple[Phase, ...] = ()
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def __add__(self, o: Cost) -> Cost:
+        return Cost(
+            self.seconds + o.seconds, self.cycles + o.cycles, self.compute_cycles + o.compute_cycles,
+            self.flops + o.flops, _add_maps(self.bytes_by_level, o.bytes_by_level), _add_maps(self.energy_j, o.energy_j),
+            self.phases + o.phases, _add_maps(self.stats, o.stats),
+        )
+
+    @property
+    def energy_total_j(self) -> float:
+        return sum(self.energy_j.values())
+
+    @property
+    def device_seconds(self) -> float:
+        return sum(p.seconds for p in self.phases if not p.issue)
+
+
+_REGISTRY: dict[str, type[Device]] = {}
+
+
+def device_class(kind: str) -> type[Device]:
+    import llmsim.devices  # noqa: F401  (discovers every device module)
+
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise ConfigError(f"no device implementation for kind '{kind}' (known: {', '.join(sorted(_REGISTRY))})") from None
+
+
+class Device:
+    """Base of all devices. Subclasses declare ``kind = "..."`` and are registered on import;
+    two classes claiming one kind is an error.
+
+    Subclasses override :meth:`unit_for` and :meth:`compute_unit_for` (where an op runs),
+    and :meth:`cycle_cost` once they have a cycle-level model (then set ``cycle_level``).
+    """
+
+    kind: ClassVar[str] = ""
+    cycle_level: ClassVar[bool] = False
+    units: ClassVar[dict[str, int]] = {"device": 1}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if not cls.kind:
+            return
+        if cls.kind in _REGISTRY and _REGISTRY[cls.kind] is not cls:
+            raise TypeError(f"device kind '{cls.kind}' claimed by both {_REGISTRY[cls.kind].__name__} and {cls.__name__}")
+        _REGISTRY[cls.kind] = cls
+
+    def __init__(self, spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph"):
+        self.spec = spec
+        self.fidelity: Fidelity = fidelity
+        self.mode = mode
+        self._cache: dict[tuple, Cost] = {}
+
+    # ---- where an op runs ----------------------------------------------------------------
+    def unit_for(self, op: Op) -> str:
+        """The simpy unit (resource) the op occupies."""
+        return next(iter(self.units))
+
+    def compute_unit_for(self, op: Op) -> str:
+        """The compute-unit spec (``spec.compute_units()`` key) whose peak bounds the op."""
+        raise NotImplementedError
+
+    def supports(self, op: Op) -> bool:
+        unit = self.spec.compute_units()[self.compute_unit_for(op)]
+        return op.flops == 0 or unit.peak_flops_per_s(op.dtype) > 0
+
+    @property
+    def clock_hz(self) -> float:
+        return next(iter(self.spec.compute_units().values())).clock_hz
+
+    # ---- memory levels -------------------------------------------------------------------
+    def dram_bytes_lower_bound(self, op: Op) -> float:
+        """Bytes that must cross the main-memory interface: weights and KV always; activations
+        only when the op's activation working set exceeds the largest on-chip level."""
+        act = op.read.activation + op.write.activation
+        onchip = max((lvl.capacity_bytes for lvl in self.spec.onchip), default=0)
+        return op.read.weight + op.read.kv + op.write.kv + (act if act > onchip else 0.0)
+
+    def level_traffic(self, op: Op) -> list[tuple[str, float, float, float]]:
+        """``(level, bytes, bandwidth B/s, energy J/byte)`` the roofline charges the op with."""
+        mem = self.spec.memory
+        dram = self.dram_bytes_lower_bound(op)
+        out = [("dram", dram, mem.peak_bandwidth_bytes_per_s, mem.energy_pj_per_bit_estimate * 8e-12)]
+        onchip_bytes = op.bytes_total - dram
+        if onchip_bytes > 0 and self.spec.onchip:
+            lvl = max(self.spec.onchip, key=lambda x: x.capacity_bytes)
+            out.append((lvl.name, onchip_bytes, lvl.bandwidth_bytes_per_s, lvl.energy_pj_per_byte * 1e-12))
+        return out
+
+    # ---- costs ------------------------------------------------------------------------------
+    def bound(self, op: Op) -> Cost:
+        """The roofline: max(FLOPs / peak, bytes_l / bandwidth_l for every level l)."""
+        cu_name = self.compute_unit_for(op)
+        cu = self.spec.compute_units()[cu_name]
+        peak = cu.peak_flops_per_s(op.dtype)
+        if op.flops and peak <= 0:
+            raise UnsupportedOpError(f"op {op.name}: {self.spec.name} has no {op.dtype.value} path on '{cu_name}'")
+        t_compute = op.flops / peak if op.flops else 0.0
+        traffic = self.level_traffic(op)
+        t = max([t_compute] + [b / bw for _, b, bw, _ in traffic if b])
+        energy = {"compute": op.flops * cu.energy_per_flop_j(op.dtype)}
+        for lvl, b, _, e in traffic:
+            energy[lvl] = energy.get(lvl, 0.0) + b * e
+        return Cost(
+            seconds=t, cycles=t * cu.clock_hz, compute_cycles=t_compute * cu.clock_hz, flops=op.flops,
+            bytes_by_level={lvl: b for lvl, b, _, _ in traffic}, energy_j=energy,
+            phases=(Phase(self.unit_for(op), t),),
+        )
+
+    def cycle_cost(self, op: Op) -> Cost:
+        """Cycle-level cost; devices without one yet use the roofline."""
+        return self.bound(op)
+
+    def host_phases(self, op: Op) -> tuple[Phase, ...]:
+        """Framework dispatch (DESIGN law 7): eager pays ``eager_dispatch_s`` per kernel on the
+        host, graph replay ``graph_dispatch_s``; asynchronous unless the framework is synchronous."""
+        fw = self.spec.framework
+        t = fw.eager_dispatch_s if self.mode == "eager" else fw.graph_dispatch_s
+        return (Phase("host", t, issue=not fw.synchronous),) if t > 0 else ()
+
+    def cost(self, op: Op) -> Cost:
+        """Cached cost of ``op`` at this device's fidelity, with framework overheads."""
+        key = op.signature
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if not self.supports(op):
+            raise UnsupportedOpError(f"op {op.name} ({op.kind.value}, {op.dtype.value}) is not supported by "
+                                     f"{self.spec.name}")
+        c = self.bound(op) if self.fidelity == "analytic" else self.cycle_cost(op)
+        k = self.spec.framework.kernel_overhead_s
+        if k > 0:
+            c = replace(c, seconds=c.seconds + k,
+                        phases=tuple(replace(p, seconds=p.seconds + k) if i == len(c.phases) - 1 else p
+                                     for i, p in enumerate(c.phases)))
+        c = replace(c, phases=self.host_phases(op) + c.phases)
+        self._cache[key] = c
+        return c
+
+    def check_fits(self, weight_bytes: float, kv_bytes: float) -> None:
+        """Refuse a model whose weights + KV cache exceed main memory (law 8)."""
+        cap = self.spec.memory.capacity_bytes
+        if weight_bytes + kv_bytes > cap:
+            from llmsim.errors import CapacityError
+
+            raise CapacityError(
+                f"model does not fit {self.spec.name}: weights {weight_bytes / 1e9:.2f} GB + KV cache "
+                f"{kv_bytes / 1e9:.2f} GB > memory capacity {cap / 1e9:.2f} GB"
+            )
+
+
+def is_matrix(op: Op) -> bool:
+    return op.kind in (OpKind.matmul, OpKind.attention)
+
+
+def build_device(spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph") -> Device:
+    """The device for ``spec.kind`` at the requested fidelity."""
+    return device_class(spec.kind)(spec, fidelity=fidelity, mode=mode)
+
+
+__all__ = ["Cost", "Device", "DType", "Phase", "build_device", "device_class", "is_matrix"]

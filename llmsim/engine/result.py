@@ -1,0 +1,191 @@
+"""Immutable simulation results and the breakdowns derived from the per-op trace.
+
+Every breakdown is a sum over op records, so each adds up to its total: latency by op kind
+(wall-clock attributed, ``idle`` included) sums to the step latency, energy by component
+(``static`` included) to the step energy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    unit: str
+    start: float
+    end: float
+    issue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    name: str
+    kind: str
+    layer: int
+    stack: str
+    flops: float
+    start: float
+    end: float
+    segments: tuple[Segment, ...]
+    busy_s: float
+    cycles: float
+    compute_cycles: float
+    bytes_by_level: dict[str, float]
+    energy_j: dict[str, float]
+    stats: dict[str, float]
+    shape: dict[str, int]
+    bytes_total: float
+    attributed_s: float = 0.0
+
+
+def _sum_into(acc: dict[str, float], d: dict[str, float], scale: float = 1.0) -> None:
+    for k, v in d.items():
+        acc[k] = acc.get(k, 0.0) + v * scale
+
+
+@dataclass(frozen=True)
+class StepResult:
+    phase: str
+    step: int
+    batch: int
+    seq_len: int | None
+    context_len: int | None
+    latency_s: float
+    energy_j: float
+    energy_breakdown_j: dict[str, float]
+    latency_breakdown_s: dict[str, float]
+    latency_by_layer_s: dict[str, float]
+    busy_by_unit_s: dict[str, float]
+    bytes_by_level: dict[str, float]
+    flops: float
+    stats: dict[str, float]
+    records: tuple[OpRecord, ...] = field(repr=False, default=())
+
+    @classmethod
+    def build(cls, *, phase: str, step: int, batch: int, seq_len: int | None, context_len: int | None,
+              latency_s: float, records: list[OpRecord], attributed: dict[str, float], static_j: float) -> StepResult:
+        recs = []
+        energy: dict[str, float] = {}
+        by_kind: dict[str, float] = defaultdict(float)
+        by_layer: dict[str, float] = defaultdict(float)
+        by_unit: dict[str, float] = defaultdict(float)
+        bytes_lvl: dict[str, float] = {}
+        stats: dict[str, float] = {}
+        for r in records:
+            a = attributed.get(r.name, 0.0)
+            recs.append(OpRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "attributed_s": a}))
+            _sum_into(energy, r.energy_j)
+            _sum_into(bytes_lvl, r.bytes_by_level)
+            _sum_into(stats, r.stats)
+            by_kind[r.kind] += a
+            by_layer[f"{r.stack}.L{r.layer}" if r.layer >= 0 else (r.stack or "model")] += a
+            for s in r.segments:
+                by_unit[s.unit] += s.end - s.start
+        if attributed.get("idle"):
+            by_kind["idle"] += attributed["idle"]
+            by_layer["idle"] += attributed["idle"]
+        energy["static"] = energy.get("static", 0.0) + static_j
+        return cls(
+            phase=phase, step=step, batch=batch, seq_len=seq_len, context_len=context_len, latency_s=latency_s,
+            energy_j=sum(energy.values()), energy_breakdown_j=energy, latency_breakdown_s=dict(by_kind),
+            latency_by_layer_s=dict(by_layer), busy_by_unit_s=dict(by_unit), bytes_by_level=bytes_lvl,
+            flops=sum(r.flops for r in records), stats=stats, records=tuple(recs),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"phase": self.phase, "step": self.step, "batch": self.batch}
+        d["seq_len" if self.phase == "prefill" else "context_len"] = (
+            self.seq_len if self.phase == "prefill" else self.context_len)
+        d.update(latency_s=self.latency_s, energy_j=self.energy_j)
+        return d
+
+    def to_dict(self, trace: bool = True) -> dict[str, Any]:
+        d = self.summary() | {
+            "energy_breakdown_j": self.energy_breakdown_j, "latency_breakdown_s": self.latency_breakdown_s,
+            "latency_by_layer_s": self.latency_by_layer_s, "busy_by_unit_s": self.busy_by_unit_s,
+            "bytes_by_level": self.bytes_by_level, "flops": self.flops, "stats": self.stats,
+        }
+        if trace:
+            d["trace"] = [asdict(r) for r in self.records]
+        return d
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """A whole generation: prefill then decode steps. ``config`` is fully resolved."""
+
+    steps: tuple[StepResult, ...]
+    config: dict[str, Any]
+    tokens: int
+
+    @property
+    def ttft_s(self) -> float:
+        return self.steps[0].latency_s
+
+    @property
+    def total_s(self) -> float:
+        return sum(s.latency_s for s in self.steps)
+
+    @property
+    def tpot_s(self) -> float:
+        dec = self.steps[1:]
+        return sum(s.latency_s for s in dec) / len(dec) if dec else 0.0
+
+    @property
+    def energy_j(self) -> float:
+        return sum(s.energy_j for s in self.steps)
+
+    def _sum(self, attr: str) -> dict[str, float]:
+        acc: dict[str, float] = {}
+        for s in self.steps:
+            _sum_into(acc, getattr(s, attr))
+        return acc
+
+    def by_phase(self, attr: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for s in self.steps:
+            _sum_into(out.setdefault(s.phase, {}), getattr(s, attr))
+        return out
+
+    def top_ops(self, n: int = 8) -> list[tuple[str, float]]:
+        """Op *classes* (kind + role, e.g. ``matmul ffn.up``) by attributed time over the run."""
+        acc: dict[str, float] = defaultdict(float)
+        for s in self.steps:
+            for r in s.records:
+                parts = r.name.split(".")
+                role = ".".join(parts[2:]) if len(parts) > 2 and parts[1].startswith("L") else ".".join(parts[1:])
+                acc[f"{r.kind} {role or r.name}"] += r.attributed_s
+        return sorted(acc.items(), key=lambda kv: -kv[1])[:n]
+
+    def to_dict(self, trace_steps: str = "representative") -> dict[str, Any]:
+        """JSON-ready dict. Full per-op traces are kept for the prefill and the first and last
+        decode steps (``trace_steps="all"`` keeps every step's)."""
+        keep = set(range(len(self.steps))) if trace_steps == "all" else {0, 1, len(self.steps) - 1}
+        total = self.total_s
+        return {
+            "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "total_s": total,
+            "tokens_per_s": self.tokens / total if total else 0.0, "tokens": self.tokens,
+            "energy_j": self.energy_j, "energy_per_token_j": self.energy_j / self.tokens,
+            "energy_breakdown_j": self._sum("energy_breakdown_j"),
+            "latency_breakdown_s": self._sum("latency_breakdown_s"),
+            "latency_by_phase_s": self.by_phase("latency_breakdown_s"),
+            "energy_by_phase_j": self.by_phase("energy_breakdown_j"),
+            "latency_by_layer_s": self._sum("latency_by_layer_s"),
+            "busy_by_unit_s": self._sum("busy_by_unit_s"),
+            "bytes_by_level": self._sum("bytes_by_level"),
+            "achieved_bandwidth_bytes_per_s": {k: v / total for k, v in self._sum("bytes_by_level").items()}
+            if total else {},
+            "stats": self._sum("stats"),
+            "top_ops": [{"op": k, "seconds": v} for k, v in self.top_ops()],
+            "steps": [s.summary() for s in self.steps],
+            "step_details": [s.to_dict(trace=i in keep) | {"index": i} for i, s in enumerate(self.steps)
+                             if i in keep],
+            "config": self.config,
+        }
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(**kw), sort_keys=True, indent=1, default=str)
