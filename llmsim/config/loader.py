@@ -144,7 +144,9 @@ def format_validation(e: ValidationError, where: str) -> str:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("gpu", "npu", "cpu", "pim")))
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-    return f"{where}: {loc or '<root>'}: {err['msg']}{more}"
+    got = err.get("input")
+    shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and err["type"] != "missing" else ""
+    return f"{where}: {loc or '<root>'}: {err['msg']}{shown}{more}"
 
 
 def validate(adapter_or_cls: Any, data: Any, where: str) -> Any:

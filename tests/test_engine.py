@@ -1,0 +1,69 @@
+"""Laws of the engine: deterministic, breakdowns add up, independent ops on different units overlap."""
+
+import networkx as nx
+import pytest
+
+from llmsim.config.base import DType
+from llmsim.config.loader import load_hardware, load_model, make_scenario
+from llmsim.devices.base import build_device
+from llmsim.engine import simulate, simulate_step
+from llmsim.graph import factory as f
+
+
+def test_same_inputs_give_byte_identical_json():
+    hw, m, sc = load_hardware("h100"), load_model("gpt2"), make_scenario({"prompt": 32, "gen": 3, "mode": "eager"})
+    assert simulate(hw, m, sc).to_json() == simulate(hw, m, sc).to_json()
+
+
+@pytest.mark.parametrize("hw_name", ["pim", "h100", "xeon-gold-6154", "npu-ws-128"])
+def test_breakdowns_add_up_to_totals(hw_name):
+    d = simulate(load_hardware(hw_name), load_model("gpt2"), make_scenario({"prompt": 32, "gen": 4})).to_dict()
+    assert sum(d["energy_breakdown_j"].values()) == pytest.approx(d["energy_j"], rel=1e-3)
+    assert sum(d["latency_breakdown_s"].values()) == pytest.approx(d["total_s"], rel=1e-3)
+    assert sum(d["latency_by_layer_s"].values()) == pytest.approx(d["total_s"], rel=1e-3)
+    assert sum(s["latency_s"] for s in d["steps"]) == pytest.approx(d["total_s"], rel=1e-12)
+    for step in d["step_details"]:
+        assert sum(r["attributed_s"] for r in step["trace"]) + step["latency_breakdown_s"].get("idle", 0) == \
+            pytest.approx(step["latency_s"], rel=1e-6)
+
+
+def _two_branch_graph():
+    dt = dict(dtype=DType.bf16)
+    g = nx.DiGraph(phase="decode", batch=1, context_len=1)
+    a = f.matmul("a", 1, 4096, 4096, **dt)
+    b = f.norm("b", 64, 4096, "layernorm", **dt)
+    g.add_node("a", op=a)
+    g.add_node("b", op=b)
+    return g
+
+
+def test_independent_ops_on_different_units_overlap():
+    dev = build_device(load_hardware("pim"))
+    g = _two_branch_graph()
+    ta, tb = dev.cost(g.nodes["a"]["op"]).seconds, dev.cost(g.nodes["b"]["op"]).seconds
+    res = simulate_step(g, dev)
+    assert res.latency_s == pytest.approx(max(ta, tb))
+    g.add_edge("a", "b")
+    assert simulate_step(g, dev).latency_s == pytest.approx(ta + tb)
+
+
+def test_ops_on_one_unit_serialise():
+    dev = build_device(load_hardware("h100"))
+    g = _two_branch_graph()
+    ta, tb = dev.cost(g.nodes["a"]["op"]).device_seconds, dev.cost(g.nodes["b"]["op"]).device_seconds
+    assert simulate_step(g, dev).latency_s == pytest.approx(ta + tb)
+
+
+def test_eager_is_never_faster_than_graph_mode():
+    hw, m = load_hardware("h100"), load_model("gpt2")
+    for kw in ({"prompt": 8, "gen": 2}, {"prompt": 512, "gen": 2, "batch": 8}):
+        g = simulate(hw, m, make_scenario(kw | {"mode": "graph"})).total_s
+        e = simulate(hw, m, make_scenario(kw | {"mode": "eager"})).total_s
+        assert e >= g
+
+
+def test_result_reports_ttft_tpot_and_throughput_consistently():
+    r = simulate(load_hardware("pim"), load_model("gpt2"), make_scenario({"prompt": 16, "gen": 5, "batch": 2}))
+    assert r.ttft_s == r.steps[0].latency_s
+    assert r.tpot_s == pytest.approx(sum(s.latency_s for s in r.steps[1:]) / 4)
+    assert r.to_dict()["tokens_per_s"] == pytest.approx(10 / r.total_s)
