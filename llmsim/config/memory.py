@@ -100,7 +100,7 @@ class DramSpec(Spec):
     tck_ns: float = Field(gt=0, description="command clock period, ns")
     data_rate: int = Field(gt=0, description="data beats per pin per tCK (2 = DDR)")
     page_policy: Literal["open", "closed"] = "open"
-    queue_depth: int = Field(default=32, gt=0, description="controller lookahead, requests per channel")
+    queue_depth: int = Field(default=64, gt=0, description="controller lookahead, requests per channel")
     timing: DramTiming
     energy: DramEnergy
 
