@@ -7,10 +7,14 @@ code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them bit for bit).
 
 Scheduling policy (per channel, documented in docs/memory.md):
   * column commands (RD, WR, MAC_AB) issue in request order on the column command bus;
-  * row commands (ACT, PRE, ACT_AB, PRE_AB, REF) issue in request order on the row command bus
-    (HBM and GDDR6 have separate row/column command pins; for DDR4/5 this is an approximation),
-    and may run ahead of the column bus by up to ``queue_depth`` requests: the row commands of
-    request i wait for the column command of request i - queue_depth of the same channel;
+  * row commands (ACT, PRE, ACT_AB, PRE_AB, REF) use a separate row command bus (HBM and GDDR6
+    have separate row/column command pins; for DDR4/5 this is an approximation). They start in
+    request order -- the first row command of request i issues after the first of request i-1 --
+    but a request's ACT may follow later (its PRE waits tRP) while the next request's PRE goes
+    ahead, so PRE->ACT gaps of different banks overlap. Two row commands of different requests
+    may share a cycle (bus slot conflicts are not modelled). Row commands run ahead of the column
+    bus by at most ``queue_depth`` requests: those of request i wait for the column command of
+    request i - queue_depth of the same channel;
   * each command issues at the earliest cycle that satisfies every constraint and its bus;
   * all-bank refresh is due every tREFI: open banks are precharged, REF issued, tRFC blocks all.
 """
@@ -199,13 +203,15 @@ def simulate(op, chan, bank, row, n_req, gen, seed, cons, cstart, geom, params, 
                 hits += 1
             else:
                 misses += 1
+                first = -1
                 if open_row[c, b] >= 0:
                     t = max(_earliest(hist, c, PRE, b, cons, cstart, off, div, cnt), row_free[c], gate)
                     _issue(hist, c, PRE, b, t, off, div, cnt, counts, trace, ntrace)
-                    row_free[c] = t + 1
-                t = max(_earliest(hist, c, ACT, b, cons, cstart, off, div, cnt), row_free[c], gate)
+                    first = t
+                t = max(_earliest(hist, c, ACT, b, cons, cstart, off, div, cnt), row_free[c], gate, first + 1)
                 _issue(hist, c, ACT, b, t, off, div, cnt, counts, trace, ntrace)
-                row_free[c] = t + 1
+                # the next request's row commands may start right after this request's first one
+                row_free[c] = (first if first >= 0 else t) + 1
                 open_row[c, b] = r
             cmd = WR if o == OP_WRITE else RD
             t = max(_earliest(hist, c, cmd, b, cons, cstart, off, div, cnt), col_free[c], gate)
