@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -162,7 +163,7 @@ def test_refresh_takes_about_tRFC_over_tREFI_of_the_time(name):
 def test_more_channels_never_make_a_stream_slower(name):
     for pattern in ("sequential", "random"):
         times = [DramModel(spec(name, channels=c)).stream(1 << 20, pattern=pattern).seconds for c in (1, 2, 4, 8)]
-        assert all(a >= b for a, b in zip(times, times[1:])), (pattern, times)
+        assert all(a >= b for a, b in itertools.pairwise(times)), (pattern, times)
 
 
 def test_generated_streams_equal_their_explicit_requests():
@@ -220,7 +221,7 @@ def test_jit_and_pure_python_twin_agree_bit_for_bit():
 
     def run(disable: str) -> list:
         env = os.environ | {"NUMBA_DISABLE_JIT": disable, "PYTHONPATH": str(ROOT)}
-        res = subprocess.run([sys.executable, "-c", _TWIN, cases], cwd=ROOT, env=env, capture_output=True, text=True)
+        res = subprocess.run([sys.executable, "-c", _TWIN, cases], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout)
 

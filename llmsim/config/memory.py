@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from llmsim.config.base import Spec
 
+
 class DramTiming(Spec):
     """JEDEC timing parameters in cycles of tCK (sources cited by each preset's ``source:``)."""
 

@@ -51,7 +51,7 @@ class DramStats:
 
     def __add__(self, other: DramStats) -> DramStats:
         """Sequential composition: times, bytes, counts and energies add."""
-        keys = lambda a, b: sorted(set(a) | set(b))  # noqa: E731
+        keys = lambda a, b: sorted(set(a) | set(b))
         return DramStats(
             cycles=self.cycles + other.cycles,
             seconds=self.seconds + other.seconds,

@@ -63,8 +63,7 @@ def _earliest(hist, c, cmd, b, cons, cstart, off, div, cnt):
             hi = lo + cnt[lvl]
         for node in range(lo, hi):
             v = hist[c, node, p, w - 1] + lat
-            if v > t:
-                t = v
+            t = max(t, v)
     return t
 
 
@@ -113,8 +112,7 @@ def simulate(op, chan, bank, row, n_req, gen, seed, cons, cstart, geom, params, 
     cnt = np.array([B, NG, R, 1], dtype=np.int64)
     window = 1
     for k in range(cons.shape[0]):
-        if cons[k, 3] > window:
-            window = cons[k, 3]
+        window = max(window, cons[k, 3])
     hist = np.full((C, B + NG + R + 1, 8, window), NEVER, dtype=np.int64)
     open_row = np.full((C, B), -1, dtype=np.int64)
     row_free = np.zeros(C, dtype=np.int64)
@@ -223,8 +221,7 @@ def simulate(op, chan, bank, row, n_req, gen, seed, cons, cstart, geom, params, 
                 _issue(hist, c, PRE, b, t2, off, div, cnt, counts, trace, ntrace)
                 row_free[c] = t2 + 1
                 open_row[c, b] = -1
-        if end > done[c]:
-            done[c] = end
+        done[c] = max(done[c], end)
         qring[c, qi] = t
         qcount[c] += 1
     return done.max(), counts, hits, misses, ntrace[0]

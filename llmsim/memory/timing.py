@@ -19,7 +19,18 @@ import numpy as np
 
 from llmsim.config.memory import DramSpec
 from llmsim.errors import LlmsimError
-from llmsim.memory.kernels import ACT, ACT_AB, MAC_AB, N_CMD, NEVER, PRE, PRE_AB, RD, REF, WR
+from llmsim.memory.kernels import (
+    ACT,
+    ACT_AB,
+    MAC_AB,
+    N_CMD,
+    NEVER,
+    PRE,
+    PRE_AB,
+    RD,
+    REF,
+    WR,
+)
 
 CMD_NAMES = ("ACT", "PRE", "RD", "WR", "REF", "ACT_AB", "MAC_AB", "PRE_AB")
 LEVELS = ("bank", "bank_group", "rank", "channel")
