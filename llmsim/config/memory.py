@@ -1,28 +1,131 @@
-"""Main-memory (DRAM) spec. PLACEHOLDER until the cycle-level DRAM model lands."""
+"""DRAM specification: organisation, interface clocking, timing and energy of one memory system.
+
+A :class:`DramSpec` describes ``channels`` identical, independent channels. One channel is
+``devices_per_channel`` devices of ``device_width_bits`` DQ pins each, driven in lock-step, so a
+channel's data bus is ``device_width_bits * devices_per_channel`` bits wide and one bank row of a
+channel spans all its devices. All timings are integers in cycles of the command clock ``tck_ns``
+(JEDEC ``nXXX`` values, named ``tXXX`` as datasheets do); ``data_rate`` is the number of data beats
+per pin per tCK, so one burst occupies the data bus for ``burst_length / data_rate`` cycles
+(``nBL``). Examples: DDR4/HBM2 transfer on both CK edges (``data_rate = 2``); GDDR6 clocks data on
+WCK = 4 x CK with DDR signalling, i.e. 8 beats per CK: at CK = 2 GHz (tCK 0.5 ns) that is 16 Gb/s
+per pin, and a BL16 burst takes 2 tCK.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from llmsim.config.base import Spec
 
 
+class DramTiming(Spec):
+    """JEDEC timing parameters in cycles of tCK (sources cited by each preset's ``source:``)."""
+
+    CL: int = Field(gt=0, description="RD command to first read data, cycles")
+    CWL: int = Field(gt=0, description="WR command to first write data, cycles")
+    tRCD: int = Field(gt=0, description="ACT to RD, cycles")
+    tRCDW: int = Field(gt=0, description="ACT to WR, cycles")
+    tRP: int = Field(gt=0, description="PRE to ACT (same bank), cycles")
+    tRAS: int = Field(gt=0, description="ACT to PRE (same bank), cycles")
+    tRC: int = Field(gt=0, description="ACT to ACT (same bank), cycles")
+    tCCD_S: int = Field(gt=0, description="column to column, different bank group, cycles")
+    tCCD_L: int = Field(gt=0, description="column to column, same bank group, cycles")
+    tRRD_S: int = Field(gt=0, description="ACT to ACT, different bank group, cycles")
+    tRRD_L: int = Field(gt=0, description="ACT to ACT, same bank group, cycles")
+    tFAW: int = Field(gt=0, description="window holding at most four ACTs per rank, cycles")
+    tWR: int = Field(gt=0, description="end of write data to PRE, cycles")
+    tRTP: int = Field(gt=0, description="RD to PRE, cycles")
+    tWTR_S: int = Field(gt=0, description="end of write data to RD, different bank group, cycles")
+    tWTR_L: int = Field(gt=0, description="end of write data to RD, same bank group, cycles")
+    tREFI: int = Field(gt=0, description="average interval between all-bank REF commands, cycles")
+    tRFC: int = Field(gt=0, description="all-bank REF to next ACT (all banks blocked), cycles")
+    tRCD_MAC: int | None = Field(default=None, gt=0, description="ACT_AB to MAC_AB (PIM), cycles; default tRCD")
+    tCCD_MAC: int | None = Field(default=None, gt=0, description="MAC_AB to MAC_AB (PIM), cycles; default tCCD_L")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DramTiming:
+        if self.tRC < self.tRAS + self.tRP:
+            raise ValueError(f"tRC ({self.tRC}) must be >= tRAS + tRP ({self.tRAS} + {self.tRP})")
+        if self.tCCD_L < self.tCCD_S:
+            raise ValueError(f"tCCD_L ({self.tCCD_L}) must be >= tCCD_S ({self.tCCD_S})")
+        if self.tRRD_L < self.tRRD_S:
+            raise ValueError(f"tRRD_L ({self.tRRD_L}) must be >= tRRD_S ({self.tRRD_S})")
+        if self.tRFC >= self.tREFI:
+            raise ValueError(f"tRFC ({self.tRFC}) must be < tREFI ({self.tREFI})")
+        return self
+
+    def values(self) -> dict[str, int]:
+        """All timings by name, PIM defaults filled in (tRCD_MAC = tRCD, tCCD_MAC = tCCD_L)."""
+        v = self.model_dump()
+        v["tRCD_MAC"] = self.tRCD_MAC or self.tRCD
+        v["tCCD_MAC"] = self.tCCD_MAC or self.tCCD_L
+        return v
+
+
+class DramEnergy(Spec):
+    """Per-command DRAM energy of one channel (all its devices together), DRAMPower style.
+
+    ``act_pj`` is one ACT+PRE pair on one bank: VDD * (IDD0*tRC - IDD3N*tRAS - IDD2N*tRP) per
+    device; ``rd/wr_pj_per_bit`` the array/periphery energy of a column access, VDD * (IDD4R -
+    IDD3N) * t_burst per bit; ``io_pj_per_bit`` the DQ interface; ``ref_pj`` one all-bank REF,
+    VDD * (IDD5AB - IDD3N) * tRFC; ``background_mw`` standby power, VDD * IDD3N (always counted).
+    A PIM ``MAC_AB`` reads ``burst_bytes`` in every bank: ``mac_pj_per_bit`` per bit read (default
+    ``rd_pj_per_bit``), no I/O energy.
+    """
+
+    act_pj: float = Field(ge=0, description="one ACT+PRE on one bank of a channel, pJ")
+    rd_pj_per_bit: float = Field(ge=0, description="column read, core + periphery, pJ/bit")
+    wr_pj_per_bit: float = Field(ge=0, description="column write, core + periphery, pJ/bit")
+    io_pj_per_bit: float = Field(ge=0, description="DQ interface, pJ/bit")
+    ref_pj: float = Field(ge=0, description="one all-bank REF of a channel, pJ")
+    background_mw: float = Field(ge=0, description="standby power of one channel, mW")
+    mac_pj_per_bit: float | None = Field(default=None, ge=0, description="MAC_AB per bit read, pJ/bit")
+
+
 class DramSpec(Spec):
-    standard: str
-    source: str = ""
+    """One DRAM memory system: ``channels`` independent channels of identical devices."""
+
+    standard: str = Field(min_length=1, description="e.g. 'GDDR6', 'HBM3'")
+    source: str = Field(min_length=1, description="where every number below comes from")
     channels: int = Field(gt=0)
     ranks: int = Field(default=1, gt=0)
-    bank_groups: int = Field(gt=0)
+    bank_groups: int = Field(gt=0, description="bank groups per rank")
     banks_per_group: int = Field(gt=0)
-    rows: int = Field(gt=0)
-    columns: int = Field(gt=0)
-    device_width_bits: int = Field(gt=0)
-    devices_per_channel: int = Field(default=1, gt=0)
-    burst_length: int = Field(gt=0)
-    tck_ns: float = Field(gt=0)
-    data_rate: int = Field(default=2, gt=0)
-    timing: dict[str, float] = {}
-    energy: dict[str, float] = {}
+    rows: int = Field(gt=0, description="rows per bank")
+    columns: int = Field(gt=0, description="columns per row, in device-width units")
+    device_width_bits: int = Field(gt=0, description="DQ pins of one device")
+    devices_per_channel: int = Field(gt=0, description="devices in lock-step on one channel")
+    burst_length: int = Field(gt=0, description="data beats per RD/WR")
+    tck_ns: float = Field(gt=0, description="command clock period, ns")
+    data_rate: int = Field(gt=0, description="data beats per pin per tCK (2 = DDR)")
+    page_policy: Literal["open", "closed"] = "open"
+    queue_depth: int = Field(default=64, gt=0, description="controller lookahead, requests per channel")
+    timing: DramTiming
+    energy: DramEnergy
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DramSpec:
+        if self.burst_length % self.data_rate:
+            raise ValueError(
+                f"burst_length ({self.burst_length}) must be a multiple of data_rate ({self.data_rate})"
+            )
+        if self.columns % self.burst_length:
+            raise ValueError(f"columns ({self.columns}) must be a multiple of burst_length ({self.burst_length})")
+        t = self.timing
+        if t.tRAS < t.tRCD:
+            raise ValueError(f"timing.tRAS ({t.tRAS}) must be >= timing.tRCD ({t.tRCD})")
+        return self
+
+    def __hash__(self) -> int:  # frozen pydantic models hash by fields; dicts inside need JSON
+        return hash(self.model_dump_json())
+
+    # ---- derived quantities (names relied upon by the rest of llmsim) ----
+    @property
+    def nBL(self) -> int:
+        """Data-bus cycles of one burst: burst_length / data_rate."""
+        return self.burst_length // self.data_rate
 
     @property
     def tck_s(self) -> float:
@@ -30,21 +133,54 @@ class DramSpec(Spec):
 
     @property
     def banks(self) -> int:
+        """Banks per channel (all ranks)."""
         return self.ranks * self.bank_groups * self.banks_per_group
 
     @property
+    def bus_width_bits(self) -> int:
+        return self.device_width_bits * self.devices_per_channel
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes in one row of one bank across the channel's devices."""
+        return self.columns * self.bus_width_bits // 8
+
+    @property
+    def burst_bytes(self) -> int:
+        """Bytes one RD/WR moves on one channel."""
+        return self.burst_length * self.bus_width_bits // 8
+
+    @property
+    def bursts_per_row(self) -> int:
+        return self.columns // self.burst_length
+
+    @property
     def channel_bandwidth_bytes_per_s(self) -> float:
-        return self.device_width_bits * self.devices_per_channel / 8 * self.data_rate / self.tck_s
+        return self.bus_width_bits * self.data_rate / 8 / self.tck_s
 
     @property
     def peak_bandwidth_bytes_per_s(self) -> float:
-        return self.channels * self.channel_bandwidth_bytes_per_s
+        return self.channel_bandwidth_bytes_per_s * self.channels
 
     @property
     def capacity_bytes(self) -> int:
-        per_bank = self.rows * self.columns * self.device_width_bits * self.devices_per_channel // 8
-        return self.channels * self.banks * per_bank
+        return self.channels * self.banks * self.rows * self.row_bytes
+
+    @property
+    def refresh_fraction(self) -> float:
+        """Share of time all banks are blocked by all-bank refresh: tRFC / tREFI."""
+        return self.timing.tRFC / self.timing.tREFI
 
     @property
     def energy_pj_per_bit_estimate(self) -> float:
-        return self.energy.get("pj_per_bit", 7.5)
+        """Average energy per bit of a streaming read at peak bandwidth, pJ/bit.
+
+        Column read + I/O + one ACT/PRE amortised over a full row + refresh and background
+        power spread over the channel's peak bit rate. Used by roofline estimators.
+        """
+        e = self.energy
+        bits_per_s = self.channel_bandwidth_bytes_per_s * 8
+        act = e.act_pj / (self.row_bytes * 8)
+        ref = e.ref_pj / (self.timing.tREFI * self.tck_s) / bits_per_s
+        bg = e.background_mw * 1e9 / bits_per_s  # mW -> pJ/s is 1e9
+        return e.rd_pj_per_bit + e.io_pj_per_bit + act + ref + bg

@@ -1,0 +1,228 @@
+"""Laws of the cycle-level DRAM model (llmsim.memory), each test named after the law it checks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from llmsim.config.memory import DramSpec
+from llmsim.memory import DramModel, Requests, TimingViolation, check_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted(p.stem for p in (ROOT / "hw_configs" / "memory").glob("*.yaml"))
+
+
+def raw(name: str) -> dict:
+    return yaml.safe_load((ROOT / "hw_configs" / "memory" / f"{name}.yaml").read_text())
+
+
+def spec(name: str, **over) -> DramSpec:
+    return DramSpec.model_validate(raw(name) | over)
+
+
+def reqs(op, ch, bg, bk, row) -> Requests:
+    return Requests(*(np.asarray(a, dtype=np.int64) for a in (op, ch, bg, bk, row)))
+
+
+def random_requests(s: DramSpec, n: int, seed: int, mac: bool = False) -> Requests:
+    rng = np.random.default_rng(seed)
+    ops = rng.integers(0, 3 if mac else 2, n)
+    return reqs(ops, rng.integers(0, s.channels, n), rng.integers(0, s.bank_groups, n),
+                rng.integers(0, s.banks_per_group, n), rng.integers(0, 4, n))
+
+
+def test_presets_exist_validate_and_cite_a_source():
+    assert {"gddr6", "gddr6-aim", "hbm2", "hbm3", "lpddr4x", "lpddr5", "ddr4", "ddr5"} <= set(PRESETS)
+    for name in PRESETS:
+        s = spec(name)
+        assert len(s.source) > 40 and s.peak_bandwidth_bytes_per_s > 0 and s.capacity_bytes > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle"),
+    [(("timing", "tRCD"), 0, "timing.tRCD"), (("tck_ns",), -1.0, "tck_ns"), (("channels",), 0, "channels"),
+     (("timing", "tRC"), 10, "tRC"), (("energy", "io_pj_per_bit"), -1, "energy.io_pj_per_bit"),
+     (("timing", "tRCDD"), 3, "timing.tRCDD"), (("burst_length",), 12, "burst_length")],
+)
+def test_field_errors_name_their_path(path, value, needle):
+    d = raw("gddr6")
+    node = d
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValidationError, match=needle.replace(".", r"\.")):
+        DramSpec.model_validate(d)
+
+
+def test_gddr6_is_16_gbps_per_pin():
+    s = spec("gddr6")
+    assert s.data_rate / s.tck_s == pytest.approx(16e9)
+    assert s.channel_bandwidth_bytes_per_s == pytest.approx(32e9)
+
+
+def test_unloaded_read_from_idle_costs_tRCD_plus_CL_plus_burst():
+    """From idle (all banks precharged): ACT at 0, RD at tRCD, last data at tRCD + CL + nBL."""
+    s = spec("gddr6")
+    m = DramModel(s)
+    st = m.run(reqs([0], [0], [0], [0], [5]), trace=8)
+    t = s.timing
+    assert st.cycles == t.tRCD + t.CL + s.nBL
+    assert m.last_trace[:, :2].tolist() == [[0, 0], [t.tRCD, 2]]
+
+
+@pytest.mark.parametrize("name", ["gddr6", "ddr4", "hbm2"])
+def test_row_miss_read_costs_tRP_plus_tRCD_plus_CL_plus_burst_after_its_PRE(name):
+    """A read to a bank holding another row: PRE, then ACT after tRP, RD after tRCD, data after CL + nBL."""
+    s = spec(name)
+    t = s.timing
+    m = DramModel(s)
+    st = m.run(reqs([0, 0], [0, 0], [0, 0], [0, 0], [1, 2]), trace=8)
+    pre_cycle = max(t.tRAS, t.tRCD + t.tRTP)  # earliest PRE after the first ACT and RD
+    assert m.last_trace[2].tolist()[:2] == [pre_cycle, 1]
+    assert st.cycles == pre_cycle + t.tRP + t.tRCD + t.CL + s.nBL
+    assert (st.row_hits, st.row_misses) == (0, 2)
+
+
+def test_read_issued_one_cycle_early_is_refused():
+    s = spec("gddr6")
+    m = DramModel(s)
+    m.run(reqs([0], [0], [0], [0], [5]), trace=8)
+    trace = m.last_trace.copy()
+    check_trace(s, trace)  # the scheduler's own trace is legal
+    trace[1, 0] -= 1
+    with pytest.raises(TimingViolation, match=rf"RD at cycle {s.timing.tRCD - 1} violates tRCD \(ACT at 0, needs {s.timing.tRCD}\)"):
+        check_trace(s, trace)
+
+
+@pytest.mark.parametrize("name", ["gddr6-aim", "ddr4", "lpddr5"])
+@pytest.mark.parametrize("policy", ["open", "closed"])
+def test_scheduled_traces_obey_every_constraint(name, policy):
+    s = spec(name, page_policy=policy, channels=2, timing=raw(name)["timing"] | {"tREFI": 900, "tRFC": 100})
+    m = DramModel(s)
+    r = random_requests(s, 600, seed=1, mac=True)
+    st = m.run(r, trace=10_000)
+    assert st.commands["REF"] > 0 and st.commands["MAC_AB"] > 0
+    check_trace(s, m.last_trace)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_sequential_stream_reaches_95pct_of_peak_net_of_all_bank_refresh(name):
+    """Bursts rotate channels then bank groups, so only nBL (not tCCD_L) limits a channel; all-bank refresh
+    blocks tRFC/tREFI of the time, which no access order can hide, so the bar is peak x (1 - tRFC/tREFI)."""
+    s = spec(name)
+    st = DramModel(s).stream(16 << 20)
+    eff = st.bandwidth_bytes_per_s / s.peak_bandwidth_bytes_per_s
+    assert eff >= 0.95 * (1 - s.refresh_fraction), eff
+    assert st.bandwidth_bytes_per_s <= s.peak_bandwidth_bytes_per_s
+
+
+@pytest.mark.parametrize("name", ["gddr6", "ddr4", "hbm3"])
+def test_same_bank_row_misses_are_bounded_below_by_tRC(name):
+    s = spec(name)
+    n = 50
+    st = DramModel(s).run(reqs([0] * n, [0] * n, [0] * n, [0] * n, np.arange(n) % 2), refresh=False)
+    assert st.row_misses == n
+    assert st.cycles >= (n - 1) * s.timing.tRC
+
+
+@pytest.mark.parametrize("name", ["gddr6", "ddr4", "lpddr4x"])
+def test_activates_are_bounded_below_by_tFAW(name):
+    s = spec(name)
+    n = 4 * 40
+    banks = np.arange(n) % s.banks
+    st = DramModel(s).run(
+        reqs([0] * n, [0] * n, banks // s.banks_per_group, banks % s.banks_per_group, np.arange(n) // s.banks + 1),
+        refresh=False,
+    )
+    assert st.commands["ACT"] == n
+    assert st.cycles >= (n // 4 - 1) * s.timing.tFAW
+
+
+@pytest.mark.parametrize("name", ["gddr6", "hbm2", "ddr5"])
+def test_refresh_takes_about_tRFC_over_tREFI_of_the_time(name):
+    """Each REF blocks tRFC and also forces PRE of the open banks and their re-ACT (at most tRP + tRCD +
+    3 tRRD + queue refill, well under 0.6 tRFC on these presets); REF count is quantised by one."""
+    s = spec(name)
+    m = DramModel(s)
+    r = m.requests(int(40 * s.timing.tREFI / s.nBL) * s.channels)
+    with_ref, without = m.run(r), m.run(r, refresh=False)
+    frac = (with_ref.cycles - without.cycles) / with_ref.cycles
+    assert 0.9 * s.refresh_fraction <= frac <= 1.6 * s.refresh_fraction, (frac, s.refresh_fraction)
+
+
+@pytest.mark.parametrize("name", ["gddr6", "hbm3", "ddr4"])
+def test_more_channels_never_make_a_stream_slower(name):
+    for pattern in ("sequential", "random"):
+        times = [DramModel(spec(name, channels=c)).stream(1 << 20, pattern=pattern).seconds for c in (1, 2, 4, 8)]
+        assert all(a >= b for a, b in itertools.pairwise(times)), (pattern, times)
+
+
+def test_generated_streams_equal_their_explicit_requests():
+    s = spec("ddr5")
+    m = DramModel(s)
+    for pattern in ("sequential", "random"):
+        n = 3000
+        gen = m.stream(n * s.burst_bytes, pattern=pattern, write=True, seed=3)
+        explicit = m.run(m.requests(n, pattern=pattern, write=True, seed=3))
+        assert gen == explicit
+
+
+def test_mac_all_bank_reads_every_bank_without_io():
+    s = spec("gddr6-aim")
+    m = DramModel(s)
+    st = m.run(reqs([2, 2], [0, 0], [0, 0], [0, 0], [7, 7]), trace=8)
+    t = s.timing
+    assert m.last_trace[:, 1].tolist() == [5, 6, 6]  # ACT_AB, MAC_AB, MAC_AB
+    assert st.cycles == t.tRCD_MAC + t.tCCD_MAC + t.CL + s.nBL
+    assert st.bytes == 2 * s.banks * s.burst_bytes and st.row_hits == 1
+    assert st.energy_j["io"] == 0 and st.energy_j["mac"] > 0
+
+
+def test_stats_add_componentwise():
+    s = spec("hbm2")
+    a = DramModel(s).stream(1 << 16)
+    b = a + a
+    assert (b.cycles, b.bytes, b.commands["RD"]) == (2 * a.cycles, 2 * a.bytes, 2 * a.commands["RD"])
+    assert b.energy_j["io"] == pytest.approx(2 * a.energy_j["io"])
+
+
+_TWIN = """
+import json, sys, numpy as np, yaml
+from llmsim.config.memory import DramSpec
+from llmsim.memory import DramModel, Requests
+out = []
+for name, seed in json.loads(sys.argv[1]):
+    d = yaml.safe_load(open(f"hw_configs/memory/{name}.yaml"))
+    d["timing"] |= {"tREFI": 700, "tRFC": 90}
+    s = DramSpec.model_validate(d)
+    m = DramModel(s)
+    rng = np.random.default_rng(seed)
+    n = 400
+    r = Requests(*(a.astype(np.int64) for a in (rng.integers(0, 3, n), rng.integers(0, s.channels, n),
+        rng.integers(0, s.bank_groups, n), rng.integers(0, s.banks_per_group, n), rng.integers(0, 3, n))))
+    st = m.run(r, trace=5000)
+    g = DramModel(s)._simulate(*(np.zeros(0, np.int64),) * 4, 500, 2, seed, 0, True, 0)
+    out.append([st.cycles, st.commands, st.row_hits, m.last_trace.tolist(), g.cycles, g.commands])
+print(json.dumps(out))
+"""
+
+
+def test_jit_and_pure_python_twin_agree_bit_for_bit():
+    cases = json.dumps([["gddr6-aim", 0], ["ddr4", 1], ["hbm3", 2]])
+
+    def run(disable: str) -> list:
+        env = os.environ | {"NUMBA_DISABLE_JIT": disable, "PYTHONPATH": str(ROOT)}
+        res = subprocess.run([sys.executable, "-c", _TWIN, cases], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    assert run("1") == run("0")
