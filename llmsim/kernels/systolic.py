@@ -49,6 +49,11 @@ CYCLES, FILL, STEADY, DRAIN, FOLDS, IFMAP_READS, FILTER_READS, OFMAP_READS, OFMA
 N_COUNTS = 9
 
 
+def _py(func):
+    """Plain-Python twin of a jitted function (itself when NUMBA_DISABLE_JIT=1)."""
+    return getattr(func, "py_func", func)
+
+
 def dataflow_code(dataflow: str | int) -> int:
     """Map ``"ws" | "os" | "is"`` (or an existing code) to the int code the kernels take."""
     if isinstance(dataflow, str):
@@ -133,7 +138,7 @@ def systolic_closed_form(
     ``fc * Sr`` and the used columns ``fr * Sc``, so e.g. untrimmed ``ws`` costs
     ``fr * fc * (2R + C + M - 2)`` cycles.
     """
-    sr, sc, t = _array_dims.py_func(dataflow, m, n, k)
+    sr, sc, t = _py(_array_dims)(dataflow, m, n, k)
     n_fr, n_fc = -(-sr // rows), -(-sc // cols)
     folds = n_fr * n_fc
     sum_r = n_fc * sr if trim_edges else folds * rows
@@ -326,7 +331,7 @@ def tile_bytes(
 ) -> dict[str, float]:
     """Largest tile, in bytes, that each buffer (``ifmap``, ``filter``, ``ofmap``) holds for one fold."""
     df = dataflow_code(dataflow)
-    sr, sc, t = _array_dims.py_func(df, m, n, k)
+    sr, sc, t = _py(_array_dims)(df, m, n, k)
     r, c = min(rows, sr), min(cols, sc)
     if df == WS:
         return {"ifmap": t * r * in_bytes, "filter": r * c * in_bytes, "ofmap": t * c * out_bytes}
@@ -370,4 +375,4 @@ def simulate_tiled_gemm(
         float(dma_bytes_per_cycle),
     )
     return TiledGemmResult(int(v[0]), int(v[1]), int(v[2]), float(v[3]), float(v[4]),
-                           int(round(v[5])), int(round(v[6])))
+                           round(v[5]), round(v[6]))
