@@ -127,6 +127,12 @@ def test_dram_traffic_follows_reuse_model():
     assert resident.dram_read_bytes == 2 * (m * k + k * n)
     assert streamed.dram_read_bytes == 2 * (8 * m * k + k * n)  # ifmap re-read per column fold
     assert resident.dram_write_bytes == streamed.dram_write_bytes == 2 * m * n
+    # os on 32x32: ifmap row tiles re-read per column fold unless resident; filter read once.
+    m = 128  # ifmap = 64 KiB; a 32 x 256 row tile (16 KiB) fits half of a 32 KiB SRAM
+    os_res = simulate_tiled_gemm(m, n, k, 32, 32, "os", ifmap_sram_bytes=1 << 16, **kw)
+    os_str = simulate_tiled_gemm(m, n, k, 32, 32, "os", ifmap_sram_bytes=1 << 15, **kw)
+    assert os_res.dram_read_bytes == 2 * (m * k + k * n)
+    assert os_str.dram_read_bytes == 2 * (8 * m * k + k * n)
 
 
 def test_tile_that_does_not_fit_its_buffer_raises():

@@ -256,7 +256,7 @@ def simulate_tiled_gemm_loop(
             if fc == 0 or (n_fr > 1 and not row_resident):
                 load_e[i] += t * r
             if dataflow == OS:
-                if fr == 0 and (fc == 0 or not filter_resident):
+                if fr == 0:  # each filter column tile serves one column fold only
                     load_e[i] += t * c
                 wb_b[i] = r * c * out_bytes
                 new_out[i] = True
