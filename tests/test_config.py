@@ -5,7 +5,13 @@ import json
 import pytest
 
 from llmsim.config.loader import (
-    apply_set, deep_merge, list_bundled, load_hardware, load_model, make_scenario, split_overrides,
+    apply_set,
+    deep_merge,
+    list_bundled,
+    load_hardware,
+    load_model,
+    make_scenario,
+    split_overrides,
 )
 from llmsim.errors import ConfigError
 

@@ -67,3 +67,18 @@ def test_result_reports_ttft_tpot_and_throughput_consistently():
     assert r.ttft_s == r.steps[0].latency_s
     assert r.tpot_s == pytest.approx(sum(s.latency_s for s in r.steps[1:]) / 4)
     assert r.to_dict()["tokens_per_s"] == pytest.approx(10 / r.total_s)
+
+
+@pytest.mark.parametrize("hw_name,model", [("pim", "gpt2"), ("npu-ws-128", "tinyllama-1.1b"), ("h100", "flan-t5-small")])
+def test_segment_reuse_is_exact(hw_name, model):
+    from llmsim.graph.lower import lower_decode, lower_prefill
+
+    m, sc = load_model(model), make_scenario({"prompt": 24, "batch": 2})
+    dev = build_device(load_hardware(hw_name))
+    for g in (lower_prefill(m, sc), lower_decode(m, sc, context=30)):
+        a, b = simulate_step(g, dev, reuse=True), simulate_step(g, dev, reuse=False)
+        assert a.latency_s == pytest.approx(b.latency_s, rel=1e-12)
+        assert a.energy_j == pytest.approx(b.energy_j, rel=1e-12)
+        assert [r.name for r in a.records] == [r.name for r in b.records]
+        assert [(r.start, r.end) for r in a.records] == pytest.approx([(r.start, r.end) for r in b.records], rel=1e-9)
+        assert a.latency_breakdown_s == pytest.approx(b.latency_breakdown_s, rel=1e-9)

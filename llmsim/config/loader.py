@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,7 @@ def split_overrides(items: list[str] | tuple[str, ...]) -> dict[str, list[tuple[
     return routed
 
 
-@lru_cache(maxsize=None)
+@cache
 def json_schema() -> dict:
     """JSON Schema of hardware, model and scenario specs (for editor completion of YAML)."""
     return {

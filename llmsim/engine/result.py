@@ -67,8 +67,7 @@ class StepResult:
 
     @classmethod
     def build(cls, *, phase: str, step: int, batch: int, seq_len: int | None, context_len: int | None,
-              latency_s: float, records: list[OpRecord], attributed: dict[str, float], static_j: float) -> StepResult:
-        recs = []
+              latency_s: float, records: list[OpRecord], idle_s: float, static_j: float) -> StepResult:
         energy: dict[str, float] = {}
         by_kind: dict[str, float] = defaultdict(float)
         by_layer: dict[str, float] = defaultdict(float)
@@ -76,8 +75,7 @@ class StepResult:
         bytes_lvl: dict[str, float] = {}
         stats: dict[str, float] = {}
         for r in records:
-            a = attributed.get(r.name, 0.0)
-            recs.append(OpRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "attributed_s": a}))
+            a = r.attributed_s
             _sum_into(energy, r.energy_j)
             _sum_into(bytes_lvl, r.bytes_by_level)
             _sum_into(stats, r.stats)
@@ -85,15 +83,15 @@ class StepResult:
             by_layer[f"{r.stack}.L{r.layer}" if r.layer >= 0 else (r.stack or "model")] += a
             for s in r.segments:
                 by_unit[s.unit] += s.end - s.start
-        if attributed.get("idle"):
-            by_kind["idle"] += attributed["idle"]
-            by_layer["idle"] += attributed["idle"]
+        if idle_s > 0:
+            by_kind["idle"] += idle_s
+            by_layer["idle"] += idle_s
         energy["static"] = energy.get("static", 0.0) + static_j
         return cls(
             phase=phase, step=step, batch=batch, seq_len=seq_len, context_len=context_len, latency_s=latency_s,
             energy_j=sum(energy.values()), energy_breakdown_j=energy, latency_breakdown_s=dict(by_kind),
             latency_by_layer_s=dict(by_layer), busy_by_unit_s=dict(by_unit), bytes_by_level=bytes_lvl,
-            flops=sum(r.flops for r in records), stats=stats, records=tuple(recs),
+            flops=sum(r.flops for r in records), stats=stats, records=tuple(records),
         )
 
     def summary(self) -> dict[str, Any]:

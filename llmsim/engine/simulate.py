@@ -1,4 +1,4 @@
-"""The event-driven engine: one simpy environment per phase step.
+"""The event-driven engine: simpy processes over the device's units, one environment per segment.
 
 Every op is a simpy process. It waits for its predecessors, then runs its cost's phases,
 each holding one of the device's units (a ``simpy.Resource``) for the phase's duration.
@@ -6,7 +6,13 @@ Host *issue* phases (framework dispatch) wait only for predecessors to be issued
 host runs ahead of the device as an asynchronous launch queue does. Independent ops
 overlap whenever their units are free; same-time ordering is simpy's (time, priority,
 insertion), and ops are created in a fixed topological order, so runs are deterministic.
-No device-specific code lives here.
+
+Repeated work is simulated once (DESIGN law 6). A *cut* is an op that every other op of the
+step either precedes or follows; when no op has an issue phase, nothing can run across a
+cut, so the step is exactly the sequence of segments between cuts (a transformer layer is
+one). Segments with the same op signatures, structure and device are simulated once and
+reused, shifted in time. With issue phases (eager host dispatch running ahead) the step is
+one segment. No device-specific code lives here.
 """
 
 from __future__ import annotations
@@ -20,44 +26,66 @@ from llmsim.devices.base import Cost, Device
 from llmsim.engine.result import OpRecord, Segment, StepResult
 
 
-def _attribute(records: list[OpRecord], total: float) -> dict[str, float]:
+def _attribute(segs: list[list[Segment]], total: float) -> tuple[list[float], float]:
     """Split wall-clock time among ops: at every instant the active ops share it equally;
-    instants where nothing runs go to ``idle``. The shares sum to ``total``."""
-    edges: list[tuple[float, int, str]] = []
-    for r in records:
-        for s in r.segments:
+    instants where nothing runs are ``idle``. Returns (share per op, idle); they sum to ``total``."""
+    edges: list[tuple[float, int, int]] = []
+    for i, ss in enumerate(segs):
+        for s in ss:
             if s.end > s.start:
-                edges.append((s.start, 1, r.name))
-                edges.append((s.end, -1, r.name))
+                edges.append((s.start, 1, i))
+                edges.append((s.end, -1, i))
     edges.sort(key=lambda e: (e[0], e[1]))
-    share: dict[str, float] = defaultdict(float)
-    active: dict[str, int] = defaultdict(int)
-    t_prev = 0.0
-    for t, delta, name in edges:
+    share = [0.0] * len(segs)
+    count: dict[int, int] = defaultdict(int)
+    active: set[int] = set()
+    idle, t_prev = 0.0, 0.0
+    for t, delta, i in edges:
         if t > t_prev:
-            names = [n for n, c in active.items() if c > 0]
-            if names:
-                each = (t - t_prev) / len(names)
-                for n in names:
-                    share[n] += each
+            if active:
+                each = (t - t_prev) / len(active)
+                for a in active:
+                    share[a] += each
             else:
-                share["idle"] += t - t_prev
+                idle += t - t_prev
             t_prev = t
-        active[name] += delta
-    if total > t_prev:
-        share["idle"] += total - t_prev
-    return share
+        count[i] += delta
+        if count[i] > 0:
+            active.add(i)
+        else:
+            active.discard(i)
+    return share, idle + max(0.0, total - t_prev)
 
 
-def simulate_step(graph: nx.DiGraph, device: Device) -> StepResult:
-    """Simulate one phase step's op graph on ``device``."""
+def _cuts(order: list[str], graph: nx.DiGraph) -> list[int]:
+    """Positions of cut ops: no edge jumps over them, no source after, no sink before."""
+    pos = {n: i for i, n in enumerate(order)}
+    n = len(order)
+    jump = [0] * (n + 1)
+    for a, b in graph.edges:
+        pa, pb = pos[a], pos[b]
+        if pb > pa + 1:
+            jump[pa + 1] += 1
+            jump[pb] -= 1
+    first_sink = next((i for i, v in enumerate(order) if graph.out_degree(v) == 0), n)
+    last_source = max((i for i, v in enumerate(order) if graph.in_degree(v) == 0), default=0)
+    cuts, running = [], 0
+    for i in range(n):
+        running += jump[i]
+        if running == 0 and last_source <= i <= first_sink:
+            cuts.append(i)
+    return cuts
+
+
+def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
+                 units_cap: dict[str, int]) -> tuple[float, list[list[Segment]]]:
+    """Simulate ops ``nodes`` (topological order) from time 0; predecessors outside are done."""
     env = simpy.Environment()
-    units = {name: simpy.Resource(env, capacity=cap) for name, cap in device.units.items()}
-    order = list(nx.lexicographical_topological_sort(graph))
-    issued = {n: env.event() for n in order}
-    done = {n: env.event() for n in order}
-    costs: dict[str, Cost] = {n: device.cost(graph.nodes[n]["op"]) for n in order}
-    segments: dict[str, list[Segment]] = {n: [] for n in order}
+    units = {name: simpy.Resource(env, capacity=cap) for name, cap in units_cap.items()}
+    inside = set(nodes)
+    issued = {v: env.event() for v in nodes}
+    done = {v: env.event() for v in nodes}
+    segments: dict[str, list[Segment]] = {v: [] for v in nodes}
 
     def run_phase(name: str, phase):
         with units[phase.unit].request() as req:
@@ -66,43 +94,72 @@ def simulate_step(graph: nx.DiGraph, device: Device) -> StepResult:
             yield env.timeout(phase.seconds)
             segments[name].append(Segment(phase.unit, t0, env.now, phase.issue))
 
-    def op_process(name: str):
-        preds = list(graph.predecessors(name))
+    def op_process(name: str, preds: list[str]):
         phases = costs[name].phases
         n_issue = 0
         while n_issue < len(phases) and phases[n_issue].issue:
             n_issue += 1
         if preds:
-            yield env.all_of([issued[p] for p in preds])
+            yield env.all_of([issued[p] for p in preds]) if len(preds) > 1 else issued[preds[0]]
         for ph in phases[:n_issue]:
             yield from run_phase(name, ph)
         issued[name].succeed()
         if preds:
-            yield env.all_of([done[p] for p in preds])
+            yield env.all_of([done[p] for p in preds]) if len(preds) > 1 else done[preds[0]]
         for ph in phases[n_issue:]:
             yield from run_phase(name, ph)
         done[name].succeed()
 
-    for n in order:
-        env.process(op_process(n))
+    for v in nodes:
+        env.process(op_process(v, [p for p in graph.predecessors(v) if p in inside]))
     env.run()
-    total = env.now
+    return env.now, [segments[v] for v in nodes]
 
-    records = []
-    for n in order:
-        op, c, segs = graph.nodes[n]["op"], costs[n], segments[n]
-        records.append(OpRecord(
-            name=n, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=op.flops,
-            start=min(s.start for s in segs) if segs else 0.0, end=max(s.end for s in segs) if segs else 0.0,
-            segments=tuple(segs), busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
-            bytes_by_level=dict(c.bytes_by_level), energy_j=dict(c.energy_j), stats=dict(c.stats),
-            shape=dict(op.shape), bytes_total=op.bytes_total,
-        ))
-    share = _attribute(records, total)
-    static_w = device.spec.static_power_w
+
+def _segment_key(nodes: list[str], graph: nx.DiGraph) -> tuple:
+    local = {v: i for i, v in enumerate(nodes)}
+    sig = tuple(graph.nodes[v]["op"].signature for v in nodes)
+    edges = tuple((local[a], local[b]) for v in nodes for a, b in graph.in_edges(v) if a in local)
+    return sig, edges
+
+
+def simulate_step(graph: nx.DiGraph, device: Device, reuse: bool = True) -> StepResult:
+    """Simulate one phase step's op graph on ``device`` (``reuse=False``: one simpy run, no cuts)."""
+    order = list(nx.lexicographical_topological_sort(graph))
+    costs: dict[str, Cost] = {v: device.cost(graph.nodes[v]["op"]) for v in order}
+    if not reuse or any(p.issue for c in costs.values() for p in c.phases):
+        bounds = [len(order)]
+    else:
+        bounds = [c + 1 for c in _cuts(order, graph)]
+        if not bounds or bounds[-1] != len(order):
+            bounds.append(len(order))
+    memo: dict[tuple, tuple[float, list[list[Segment]], list[float], float]] = {}
+    t, start, idle = 0.0, 0, 0.0
+    records: list[OpRecord] = []
+    for end in bounds:
+        nodes = order[start:end]
+        start = end
+        key = _segment_key(nodes, graph)
+        if key not in memo:
+            dur, segs = _run_segment(nodes, graph, costs, device.units)
+            share, seg_idle = _attribute(segs, dur)
+            memo[key] = (dur, segs, share, seg_idle)
+        dur, segs, share, seg_idle = memo[key]
+        idle += seg_idle
+        for v, ss, a in zip(nodes, segs, share):
+            op, c = graph.nodes[v]["op"], costs[v]
+            shifted = tuple(Segment(s.unit, s.start + t, s.end + t, s.issue) for s in ss)
+            records.append(OpRecord(
+                name=v, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=op.flops,
+                start=shifted[0].start if shifted else t, end=max(s.end for s in shifted) if shifted else t,
+                segments=shifted, busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
+                bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
+                shape=dict(op.shape), bytes_total=op.bytes_total, attributed_s=a,
+            ))
+        t += dur
     g = graph.graph
     return StepResult.build(
-        phase=g["phase"], step=g.get("step", 0), batch=g["batch"],
-        seq_len=g.get("seq_len"), context_len=g.get("context_len"), latency_s=total, records=records,
-        attributed=share, static_j=static_w * total,
+        phase=g["phase"], step=g.get("step", 0), batch=g["batch"], seq_len=g.get("seq_len"),
+        context_len=g.get("context_len"), latency_s=t, records=records, idle_s=idle,
+        static_j=device.spec.static_power_w * t,
     )
