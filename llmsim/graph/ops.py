@@ -90,6 +90,11 @@ class Op:
     layer: int = -1
     stack: str = ""
     attrs: tuple[tuple[str, Any], ...] = field(default=())
+    _sig: tuple = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        attrs = tuple((k, v) for k, v in self.attrs if k != "weights")
+        object.__setattr__(self, "_sig", (self.kind, self.shape, self.dtype, self.weight_dtype, self.kv_dtype, attrs))
 
     def dim(self, key: str) -> int:
         for k, v in self.shape:
@@ -115,8 +120,7 @@ class Op:
     @property
     def signature(self) -> tuple:
         """Everything that determines cost, nothing that names the op (for the cost cache)."""
-        attrs = tuple((k, v) for k, v in self.attrs if k != "weights")
-        return (self.kind, self.shape, self.dtype, self.weight_dtype, self.kv_dtype, attrs)
+        return self._sig
 
     def describe(self) -> dict[str, Any]:
         return {
