@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from llmsim.config.base import DType, Spec
+from llmsim.config.gpu_kernels import GpuKernelSpec
 from llmsim.config.memory import DramSpec
 
 Source = Union[str, dict[str, str]]
@@ -107,6 +108,7 @@ class GpuSpec(HardwareBase):
     tensor: ComputeUnitSpec = Field(description="tensor cores, per SM (count = SMs)")
     vector: ComputeUnitSpec = Field(description="CUDA cores, per SM (count = SMs)")
     max_threads_per_sm: int = Field(default=2048, gt=0)
+    kernels: GpuKernelSpec = Field(description="kernel-library mapping: GEMM tiles, attention kernels, dispatch")
 
     def compute_units(self) -> dict[str, ComputeUnitSpec]:
         return {"tensor": self.tensor, "vector": self.vector}
