@@ -1,6 +1,7 @@
 """Fit the H100 preset's device-level GPU fields on measured microbenchmarks and report the error.
 
-Reads ``benchmarks/data/h100_microbench.json`` (a copy of the project's ``shared/data`` file) (GEMM, elementwise add, LayerNorm, SDPA; FP16,
+Reads ``benchmarks/data/h100_microbench.json`` (a copy of the project's ``shared/data`` file:
+GEMM, elementwise add, LayerNorm, SDPA; FP16,
 PyTorch 2.11, one H100 SXM; each figure a median of CUDA-event-timed eager calls) and
 compares every entry with the GPU device model (``llmsim/devices/gpu.py``).
 
@@ -97,7 +98,7 @@ def predict(cs: list[dict], params: dict[str, float]) -> list[float]:
 
 def score(cs: list[dict], params: dict[str, float]) -> float:
     pred = predict(cs, params)
-    errs = [abs(math.log(p / c["s"])) for p, c in zip(pred, cs) if c["informative"]]
+    errs = [abs(math.log(p / c["s"])) for p, c in zip(pred, cs, strict=True) if c["informative"]]
     return sum(errs) / len(errs)
 
 
@@ -145,11 +146,12 @@ def main() -> None:
     if a.markdown:
         print("\n| microbenchmark | measured us | predicted us | error | used in fit |\n|---|---|---|---|---|")
     errs = []
-    for c, p in zip(cs, pred):
+    for c, p in zip(cs, pred, strict=True):
         e = p / c["s"] - 1
         if c["informative"]:
             errs.append(abs(e))
-        row = [c["name"], f"{c['s'] * 1e6:.1f}", f"{p * 1e6:.1f}", f"{100 * e:+.1f}%", "yes" if c["informative"] else "no"]
+        used = "yes" if c["informative"] else "no"
+        row = [c["name"], f"{c['s'] * 1e6:.1f}", f"{p * 1e6:.1f}", f"{100 * e:+.1f}%", used]
         print((f"| {' | '.join(row)} |") if a.markdown else sep.join(f"{x:<34}" if i == 0 else f"{x:>10}"
                                                                          for i, x in enumerate(row)))
     print(f"\ninformative entries: {len(errs)}, MAPE {100 * statistics.mean(errs):.1f}%, "

@@ -247,9 +247,11 @@ def schema(out):
 @click.option("--hw", required=True, help="hardware preset name or YAML path")
 @click.option("--model", "model_name", required=True, help="model name or YAML path (decoder-only)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--mode", type=click.Choice(["graph", "eager"]), default=None, help="default: graph on cuda, eager on cpu")
+@click.option("--mode", type=click.Choice(["graph", "eager"]), default=None,
+              help="default: graph on cuda, eager on cpu")
 @click.option("--dtype", default=None, help="reference dtype (default fp16 on cuda, fp32 on cpu)")
-@click.option("--cases", multiple=True, help="prefill:BxS and decode:BxC, comma-separated (default prefill:1x128,decode:1x128)")
+@click.option("--cases", multiple=True,
+              help="prefill:BxS and decode:BxC, comma-separated (default prefill:1x128,decode:1x128)")
 @click.option("--iters", type=int, default=10, show_default=True, help="timed runs per case (median)")
 @click.option("--warmup", type=int, default=3, show_default=True)
 @click.option("--no-profile", is_flag=True, help="skip the per-op-class torch.profiler pass")

@@ -34,7 +34,7 @@ def test_prefill_then_decode_with_cache_equals_full_forward(name):
         pre = m(ids[:, :8], cache, 0)
         steps = [m(ids[:, i:i + 1], cache, i) for i in range(8, 11)]
     torch.testing.assert_close(pre, full[:, 7], rtol=1e-4, atol=1e-5)
-    for i, s in zip(range(8, 11), steps):
+    for i, s in zip(range(8, 11), steps, strict=True):
         torch.testing.assert_close(s, full[:, i], rtol=1e-4, atol=1e-5)
 
 

@@ -130,7 +130,8 @@ class Gpu(Device):
             ctas = E * math.ceil(N / ks.gemm_tiles[0].n)
             t_stream = self._stream_s(ctas, op.bytes_total / ctas, 1)
             l2 = op.bytes_total
-            t = max(t_comp, t_stream, self.main_memory_seconds(dram, efficiency=f_m), l2 / self._l2.bandwidth_bytes_per_s)
+            t = max(t_comp, t_stream, self.main_memory_seconds(dram, efficiency=f_m),
+                    l2 / self._l2.bandwidth_bytes_per_s)
             best = _Kernel(t, t_comp, dram, l2, vector_flops=op.flops, stats={"gemv": 1.0, "ctas": ctas})
 
         rate_sm = self._sm_peak("tensor", op) * ks.tile_efficiency * f_c
@@ -184,7 +185,8 @@ class Gpu(Device):
             kv_cta = 2.0 * chunk * D * kv_el
             t_comp = math.ceil(ctas / (self.n_sm * at.ctas_per_sm)) * per_pair * group * Sq * chunk / rate_cta
             partial = B * H * Sq * n * (D + 1) * _PARTIAL_BYTES if n > 1 else 0.0
-            t_merge = (partial / self._l2.bandwidth_bytes_per_s + self.spec.framework.kernel_overhead_s) if n > 1 else 0.0
+            merge_s = partial / self._l2.bandwidth_bytes_per_s + self.spec.framework.kernel_overhead_s
+            t_merge = merge_s if n > 1 else 0.0
             l2 = op.bytes_total + 2.0 * partial
             t = max(t_comp, self._stream_s(ctas, kv_cta, at.ctas_per_sm), t_dram,
                     l2 / self._l2.bandwidth_bytes_per_s) + t_merge
