@@ -242,5 +242,45 @@ def schema(out):
         click.echo(text)
 
 
+# ---- validate (GPU/reference helper) ------------------------------------------------------------
+@main.command()
+@click.option("--hw", required=True, help="hardware preset name or YAML path")
+@click.option("--model", "model_name", required=True, help="model name or YAML path (decoder-only)")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--mode", type=click.Choice(["graph", "eager"]), default=None,
+              help="default: graph on cuda, eager on cpu")
+@click.option("--dtype", default=None, help="reference dtype (default fp16 on cuda, fp32 on cpu)")
+@click.option("--cases", multiple=True,
+              help="prefill:BxS and decode:BxC, comma-separated (default prefill:1x128,decode:1x128)")
+@click.option("--iters", type=int, default=10, show_default=True, help="timed runs per case (median)")
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--no-profile", is_flag=True, help="skip the per-op-class torch.profiler pass")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE", help="hw.* and model.* overrides")
+@click.option("--json", "json_out", default=None, metavar="OUT")
+@click.option("--report", "report_out", default=None, metavar="OUT.html")
+def validate(hw, model_name, device, mode, dtype, cases, iters, warmup, no_profile, sets, json_out, report_out):
+    """Run the PyTorch reference and the simulator on the same cases; print measured, predicted, error."""
+    from llmsim.config.loader import load_hardware, load_model, split_overrides
+    from llmsim.reference import require_torch
+
+    require_torch()
+    from llmsim.reference.compare import DEFAULT_CASES, format_table, parse_cases, run_validation
+
+    routed = split_overrides(sets)
+    hw_spec, model = load_hardware(hw, routed["hw"]), load_model(model_name, routed["model"])
+    mode = mode or ("graph" if device == "cuda" else "eager")
+    res = run_validation(hw_spec, model, parse_cases(cases or DEFAULT_CASES), device, mode, dtype, warmup=warmup,
+                         iters=iters, profile=not no_profile)
+    res["config"] = {"hw": hw_spec.model_dump(mode="json"), "model": model.model_dump(mode="json"), "device": device,
+                     "mode": mode}
+    click.echo(format_table(res))
+    if json_out:
+        write_atomic(json_out, json.dumps(res, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+    if report_out:
+        _report(res, report_out)
+# ---- end validate ---------------------------------------------------------------------------------
+
+
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from llmsim.config.base import DType, Spec
+from llmsim.config.gpu_kernels import GpuKernelSpec
 from llmsim.config.memory import DramSpec
 
 Source = Union[str, dict[str, str]]
@@ -92,7 +93,7 @@ class HardwareBase(Spec):
     area_mm2: float | None = Field(default=None, gt=0)
     cost_usd: float | None = Field(default=None, gt=0)
     memory_efficiency: float = Field(
-        default=1.0, gt=0, le=1, description="achievable / peak main-memory bandwidth (calibrated)"
+        default=1.0, gt=0, le=1, description="residual efficiency over the cycle-level DRAM model (fabric/controller losses it does not model)"
     )
 
     def onchip_level(self, name: str) -> SramLevelSpec | None:
@@ -107,6 +108,7 @@ class GpuSpec(HardwareBase):
     tensor: ComputeUnitSpec = Field(description="tensor cores, per SM (count = SMs)")
     vector: ComputeUnitSpec = Field(description="CUDA cores, per SM (count = SMs)")
     max_threads_per_sm: int = Field(default=2048, gt=0)
+    kernels: GpuKernelSpec = Field(description="kernel-library mapping: GEMM tiles, attention kernels, dispatch")
 
     def compute_units(self) -> dict[str, ComputeUnitSpec]:
         return {"tensor": self.tensor, "vector": self.vector}

@@ -1,0 +1,165 @@
+"""A decoder-only transformer in plain PyTorch, built from a :class:`ModelSpec`.
+
+Covers GPT-2 (learned positions, pre-LayerNorm, GELU-tanh MLP, biases, tied head), OPT
+(ReLU MLP, position offset 2, post-LayerNorm and project_in/out as in OPT-350m) and
+Llama-style models (RoPE θ = 10000, RMSNorm, SwiGLU, grouped-query attention). Weights are
+random (``init_std``); the KV cache is static and preallocated (``[layers, 2, B, Hkv, T, hd]``)
+so decode steps have fixed shapes and can be captured in a CUDA graph. As in llmsim's
+lowering, the LM head runs on the last position only unless ``all_logits`` is asked for.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmsim.config.model import ModelSpec
+from llmsim.errors import ConfigError
+
+_EPS = 1e-5
+
+
+class _Norm(nn.Module):
+    def __init__(self, kind: str, d: int):
+        super().__init__()
+        self.kind = kind
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d)) if kind == "layernorm" else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "layernorm":
+            return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, _EPS)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, _EPS)
+
+
+def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE (Llama / HF convention) of x [B, H, S, hd] at positions pos [S]."""
+    hd = x.shape[-1]
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
+    ang = pos.to(torch.float32)[:, None] * inv[None, :]
+    cos = torch.cat([ang.cos(), ang.cos()], -1).to(x.dtype)
+    sin = torch.cat([ang.sin(), ang.sin()], -1).to(x.dtype)
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+class _Layer(nn.Module):
+    def __init__(self, m: ModelSpec):
+        super().__init__()
+        self.m = m
+        self.norm1, self.norm2 = _Norm(m.norm, m.d_model), _Norm(m.norm, m.d_model)
+        self.qkv = nn.Linear(m.d_model, m.q_dim + 2 * m.kv_dim, bias=m.bias)
+        self.out = nn.Linear(m.q_dim, m.d_model, bias=m.bias)
+        n_in = 2 if m.is_gated else 1
+        self.up = nn.Linear(m.d_model, n_in * m.d_ff, bias=m.bias)
+        self.down = nn.Linear(m.d_ff, m.d_model, bias=m.bias)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)
+        f = self.m.ffn
+        if f == "gelu_mlp":
+            h = F.gelu(h, approximate="tanh")
+        elif f == "relu_mlp":
+            h = F.relu(h)
+        else:
+            g, u = h.chunk(2, dim=-1)
+            h = (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
+        return self.down(h)
+
+    def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+        m = self.m
+        B, S, _ = x.shape
+        q, k, v = self.qkv(x).split([m.q_dim, m.kv_dim, m.kv_dim], dim=-1)
+        q = q.view(B, S, m.n_heads, m.hd).transpose(1, 2)
+        k = k.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
+        v = v.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
+        if m.positions == "rotary":
+            pos = torch.arange(start, start + S, device=x.device)
+            q, k = _rope(q, pos), _rope(k, pos)
+        cache[0, :, :, start:start + S] = k
+        cache[1, :, :, start:start + S] = v
+        keys, vals = cache[0, :, :, : start + S], cache[1, :, :, : start + S]
+        gqa = m.kv_heads != m.n_heads
+        if S == 1 or start == 0:
+            o = F.scaled_dot_product_attention(q, keys, vals, is_causal=S > 1, enable_gqa=gqa)
+        else:  # a chunk after a cached prefix: explicit causal mask with the offset
+            mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(start)
+            o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
+        return self.out(o.transpose(1, 2).reshape(B, S, m.q_dim))
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+        if self.m.norm_position == "pre":
+            x = x + self._attn(self.norm1(x), cache, start)
+            return x + self._mlp(self.norm2(x))
+        x = self.norm1(x + self._attn(x, cache, start))
+        return self.norm2(x + self._mlp(x))
+
+
+class ReferenceModel(nn.Module):
+    """The decoder-only ``spec`` with random weights (normal, std ``init_std``)."""
+
+    def __init__(self, spec: ModelSpec, init_std: float = 0.02, seed: int = 0):
+        super().__init__()
+        if spec.arch != "decoder":
+            raise ConfigError(f"reference model: only decoder-only models are supported, {spec.name} is {spec.arch}")
+        if spec.moe is not None:
+            raise ConfigError(f"reference model: MoE ({spec.name}) is not supported")
+        if spec.positions == "relative":
+            raise ConfigError(f"reference model: relative positions ({spec.name}) are not supported")
+        self.spec = spec
+        self.tok = nn.Embedding(spec.vocab_size, spec.d_embed)
+        self.pos = nn.Embedding(spec.max_positions + spec.position_offset, spec.d_model) \
+            if spec.positions == "learned" else None
+        proj = spec.d_embed != spec.d_model
+        self.project_in = nn.Linear(spec.d_embed, spec.d_model, bias=False) if proj else None
+        self.project_out = nn.Linear(spec.d_model, spec.d_embed, bias=False) if proj else None
+        self.layers = nn.ModuleList(_Layer(spec) for _ in range(spec.n_layers))
+        self.final_norm = _Norm(spec.norm, spec.d_model) if spec.final_norm else None
+        self.lm_head = None if spec.tied_embeddings else nn.Linear(spec.d_embed, spec.vocab_size, bias=False)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if p.dim() > 1:
+                    p.copy_(torch.randn(p.shape, generator=g) * init_std)
+                elif name.endswith("bias"):
+                    p.copy_(torch.randn(p.shape, generator=g) * init_std)
+
+    def new_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+        """Static KV cache ``[layers, 2, batch, kv_heads, max_len, head_dim]`` (zeros)."""
+        s = self.spec
+        if max_len > s.max_positions and s.positions == "learned":
+            raise ConfigError(f"reference: cache of {max_len} tokens exceeds {s.name}'s max_positions")
+        p = next(self.parameters())
+        return torch.zeros(s.n_layers, 2, batch, s.kv_heads, max_len, s.hd, dtype=dtype or p.dtype,
+                           device=device or p.device)
+
+    def forward(self, ids: torch.Tensor, cache: torch.Tensor, start: int = 0, all_logits: bool = False) -> torch.Tensor:
+        """Logits for token ids [B, S] placed at positions ``start .. start+S-1``; K/V go into ``cache``.
+        Returns [B, V] (last position) or [B, S, V] with ``all_logits``."""
+        s = self.spec
+        S = ids.shape[1]
+        if start + S > cache.shape[-2]:
+            raise ConfigError(f"reference: positions up to {start + S} exceed the cache ({cache.shape[-2]})")
+        x = self.tok(ids)
+        if self.project_in is not None:
+            x = self.project_in(x)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(start, start + S, device=ids.device) + s.position_offset)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cache[i], start)
+        if not all_logits:
+            x = x[:, -1]
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        if self.project_out is not None:
+            x = self.project_out(x)
+        return F.linear(x, self.tok.weight if self.lm_head is None else self.lm_head.weight)
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["ReferenceModel", "param_count"]

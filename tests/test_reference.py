@@ -1,0 +1,101 @@
+"""The PyTorch reference: cache-consistent, equal to Hugging Face's GPT-2, and validate runs on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from llmsim.cli import main  # noqa: E402
+from llmsim.config.loader import load_model  # noqa: E402
+from llmsim.errors import LlmsimError  # noqa: E402
+from llmsim.reference.compare import parse_cases  # noqa: E402
+from llmsim.reference.model import ReferenceModel, param_count  # noqa: E402
+from llmsim.reference.opclass import op_class  # noqa: E402
+
+TINY = [(["n_layers"], 2), (["d_model"], 64), (["n_heads"], 4), (["d_ff"], 128), (["vocab_size"], 97)]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "opt-350m", "tinyllama-1.1b"])
+def test_prefill_then_decode_with_cache_equals_full_forward(name):
+    extra = [(["embed_dim"], 32)] if name == "opt-350m" else []
+    extra += [(["n_kv_heads"], 2)] if name == "tinyllama-1.1b" else []
+    spec = load_model(name, TINY + extra)
+    m = ReferenceModel(spec).eval()
+    assert param_count(m) == spec.parameter_count()
+    ids = torch.randint(0, spec.vocab_size, (2, 11))
+    with torch.no_grad():
+        full = m(ids, m.new_cache(2, 16), 0, all_logits=True)
+        cache = m.new_cache(2, 16)
+        pre = m(ids[:, :8], cache, 0)
+        steps = [m(ids[:, i:i + 1], cache, i) for i in range(8, 11)]
+    torch.testing.assert_close(pre, full[:, 7], rtol=1e-4, atol=1e-5)
+    for i, s in zip(range(8, 11), steps, strict=True):
+        torch.testing.assert_close(s, full[:, i], rtol=1e-4, atol=1e-5)
+
+
+def test_gpt2_logits_equal_hugging_face_gpt2():
+    transformers = pytest.importorskip("transformers")
+    spec = load_model("gpt2", TINY + [(["max_positions"], 32)])
+    ours = ReferenceModel(spec, seed=3).eval()
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, n_inner=128, vocab_size=97, n_positions=32,
+                                  activation_function="gelu_new", resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
+    hf = transformers.GPT2LMHeadModel(cfg).eval()
+    sd = {"transformer.wte.weight": ours.tok.weight, "transformer.wpe.weight": ours.pos.weight,
+          "transformer.ln_f.weight": ours.final_norm.weight, "transformer.ln_f.bias": ours.final_norm.bias}
+    for i, L in enumerate(ours.layers):
+        p = f"transformer.h.{i}."
+        sd |= {p + "ln_1.weight": L.norm1.weight, p + "ln_1.bias": L.norm1.bias,
+               p + "ln_2.weight": L.norm2.weight, p + "ln_2.bias": L.norm2.bias,
+               p + "attn.c_attn.weight": L.qkv.weight.T, p + "attn.c_attn.bias": L.qkv.bias,
+               p + "attn.c_proj.weight": L.out.weight.T, p + "attn.c_proj.bias": L.out.bias,
+               p + "mlp.c_fc.weight": L.up.weight.T, p + "mlp.c_fc.bias": L.up.bias,
+               p + "mlp.c_proj.weight": L.down.weight.T, p + "mlp.c_proj.bias": L.down.bias}
+    missing = hf.load_state_dict({k: v.detach().clone() for k, v in sd.items()}, strict=False)
+    assert not missing.unexpected_keys
+    ids = torch.randint(0, 97, (2, 12))
+    with torch.no_grad():
+        ref = hf(ids).logits
+        got = ours(ids, ours.new_cache(2, 12), 0, all_logits=True)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_op_class_maps_kernel_and_aten_names():
+    assert op_class("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64") == "matmul"
+    assert op_class("aten::addmm") == "matmul"
+    assert op_class("void flash_fwd_splitkv_kernel<Flash_fwd_kernel_traits<64>>") == "attention"
+    assert op_class("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::Half>") == "norm"
+    assert op_class("aten::gelu") == "activation"
+    assert op_class("aten::view") is None
+    assert op_class("aten::add") == "elementwise"
+
+
+def test_cases_are_parsed_and_bad_ones_refused():
+    assert parse_cases("prefill:1x128,decode:8x512") == [("prefill", 1, 128), ("decode", 8, 512)]
+    for bad in ("prefill:1", "train:1x2", "decode:0x4", ""):
+        with pytest.raises(LlmsimError):
+            parse_cases(bad)
+
+
+def test_validate_cpu_runs_on_a_tiny_case(tmp_path):
+    out = tmp_path / "v.json"
+    r = CliRunner().invoke(main, ["validate", "--hw", "xeon-gold-6154", "--model", "gpt2", "--set", "model.n_layers=1",
+                                  "--cases", "prefill:1x8,decode:2x16", "--iters", "2", "--warmup", "1",
+                                  "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert [(x["phase"], x["batch"], x["seq"]) for x in d["rows"]] == [("prefill", 1, 8), ("decode", 2, 16)]
+    for row in d["rows"]:
+        assert row["measured_s"] > 0 and row["predicted_s"] > 0 and row["dtype"] == "fp32"
+        assert abs(sum(row["predicted_share"].values()) - 1) < 1e-9
+    assert set(d["summary"]["mape"]) == {"prefill/eager", "decode/eager"}
+
+
+def test_graph_mode_on_cpu_is_refused():
+    r = CliRunner().invoke(main, ["validate", "--hw", "xeon-gold-6154", "--model", "gpt2", "--set", "model.n_layers=1",
+                                  "--mode", "graph", "--cases", "decode:1x8", "--iters", "1"])
+    assert r.exit_code == 2 and "CUDA graphs" in r.output
