@@ -90,8 +90,9 @@ def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
                 yield t, fut.result()
     finally:
         if pending:  # interrupted: drop queued work and stop the running workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for p in list(getattr(pool, "_processes", {}).values()):
+            for p in procs:
                 p.terminate()
         pool.shutdown(wait=True)
 
