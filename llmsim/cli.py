@@ -253,8 +253,14 @@ def schema(out):
 @click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
 def sweep(spec_path, out_dir, backend, workers, ray_address, force, report_out):
     """Run a design-space sweep; interrupted sweeps resume where they stopped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from llmsim.sweep import SweepSpec, run_sweep
 

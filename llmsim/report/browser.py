@@ -56,7 +56,7 @@ def check_report(html_path: str | Path, budget_ms: int = 8000, timeout: float = 
     dom = p.stdout
     # each chart: <div id="chart-N" class="plotly-graph-div ..."> ... up to the next chart
     starts = [m.start() for m in re.finditer(r'<div[^>]*id="chart-\d+"', dom)]
-    pieces = [dom[a:b] for a, b in zip(starts, starts[1:] + [len(dom)])]
+    pieces = [dom[a:b] for a, b in zip(starts, starts[1:] + [len(dom)], strict=False)]
     rendered = sum('class="main-svg"' in piece for piece in pieces)
     errors = [ln for ln in p.stderr.splitlines() if "CONSOLE" in ln and
               re.search(r"(Uncaught|Error|error)", ln)]

@@ -92,7 +92,7 @@ def _eval(node: ast.AST, ctx: dict[str, Any], expr: str) -> Any:
         return all(vals) if isinstance(node.op, ast.And) else any(vals)
     if isinstance(node, ast.Compare):
         left = _eval(node.left, ctx, expr)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=False):
             right = _eval(right_node, ctx, expr)
             if not _CMP[type(op)](left, right):
                 return False

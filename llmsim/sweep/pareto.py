@@ -59,6 +59,6 @@ def pareto_front(rows: list[dict[str, Any]], objectives: list[str] | None = None
             raise LlmsimError(f"objective '{name}': missing in {len(missing)} row(s), e.g. {missing[0]}")
         cols.append([sign * float(r[name]) for r in ok])
     mask = pareto_mask(np.array(cols).T)
-    front = [r for r, m in zip(ok, mask) if m]
+    front = [r for r, m in zip(ok, mask, strict=False) if m]
     first = parse_objective(objectives[0])[0]
     return sorted(front, key=lambda r: r[first])

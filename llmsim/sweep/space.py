@@ -250,7 +250,7 @@ class SweepSpec:
                 if a.values is None:
                     raise ConfigError(f"{self.source}: axis '{a.path}' is continuous; give a step/num for a "
                                       f"grid or use sample: {{method: random|lhs, n: N}}")
-            return [dict(zip([a.path for a in self.axes], combo))
+            return [dict(zip([a.path for a in self.axes], combo, strict=False))
                     for combo in itertools.product(*[a.values for a in self.axes])]
         n, rng = self.sample["n"], random.Random(self.sample.get("seed", 0))
         if method == "random":
