@@ -34,6 +34,9 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -280,6 +283,68 @@ def validate(hw, model_name, device, mode, dtype, cases, iters, warmup, no_profi
     if report_out:
         _report(res, report_out)
 # ---- end validate ---------------------------------------------------------------------------------
+
+# ---- sweep and report (llmsim/sweep, llmsim/report) -----------------------------------------
+@main.command()
+@click.argument("spec_path", metavar="SPEC.yaml")
+@click.option("--out", "out_dir", required=True, help="result folder (created; rerun with it to resume)")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=int, default=None, help="parallel points (default: all cores)")
+@click.option("--ray-address", default=None, help="address of an existing Ray cluster (default: start a local one)")
+@click.option("--force", is_flag=True, help="reuse DIR's rows even though its sweep_spec.yaml differs")
+@click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
+def sweep(spec_path, out_dir, backend, workers, ray_address, force, report_out):
+    """Run a design-space sweep; interrupted sweeps resume where they stopped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from llmsim.sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec.load(spec_path)
+    cols = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*cols, transient=False, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("sweep", total=None)
+        try:
+            res = run_sweep(spec, out_dir, backend=backend, workers=workers, ray_address=ray_address, force=force,
+                            progress=lambda i, n: bar.update(task, completed=i, total=n))
+        except KeyboardInterrupt:
+            from llmsim.sweep import read_rows
+
+            n = len(read_rows(Path(out_dir) / "results.jsonl"))
+            click.echo(f"interrupted: {n} points stored in {out_dir}; run the same command again to resume", err=True)
+            sys.exit(130)
+    c = res.counts
+    click.echo(f"{res.total} points ({c['sampled']} sampled, {c['filtered']} filtered by constraints, "
+               f"{c['duplicates']} duplicates): ran {res.ran} in {res.seconds:.1f} s "
+               f"({res.points_per_s:.2f} points/s, {backend}), {res.skipped} already stored, {res.errors} failed")
+    for r in [r for r in res.rows if r["status"] != "ok"][:3]:
+        click.echo(f"  failed {r['axes']}: {r['error']}")
+    click.echo(f"Pareto front over {', '.join(res.objectives)}: {len(res.front)} points")
+    for r in res.front[:10]:
+        click.echo("  " + ", ".join(f"{k}={v}" for k, v in r["axes"].items()) + "  " +
+                   ", ".join(f"{o.removeprefix('max:')}={r[o.removeprefix('max:')]:.4g}" for o in res.objectives))
+    click.echo(f"wrote {Path(out_dir) / 'results.jsonl'}")
+    if report_out:
+        from llmsim.report import load_input
+
+        _report(load_input(out_dir), report_out)
+
+
+@main.command()
+@click.argument("input_path", metavar="RESULT.json|SWEEP_DIR|VALIDATE.json")
+@click.option("-o", "--out", "out", required=True, metavar="OUT.html")
+def report(input_path, out):
+    """Write one self-contained HTML report (works offline) for a run, a sweep or a validation."""
+    from llmsim.report import load_input
+
+    _report(load_input(input_path), out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""HTML reports from saved results: one self-contained file (plotly.js inlined) per input.
+
+Three inputs, told apart by their keys:
+
+* a **run** — the JSON of ``llmsim run --json`` (:meth:`llmsim.engine.result.SimResult.to_dict`;
+  has ``ttft_s`` and ``step_details``);
+* a **sweep** — a sweep folder (``results.jsonl``, ``sweep_spec.yaml``, ``configs/``), loaded by
+  :func:`load_input` into ``{"kind": "sweep", "rows": [...], "spec": {...}, "dir": ...}``;
+* a **validation** — a dict with ``cases`` (and optionally ``op_classes``); see
+  :mod:`llmsim.report.validation` for the keys it reads.
+
+Reports never simulate: they read what was saved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from llmsim.errors import LlmsimError
+
+__all__ = ["detect", "load_input", "render", "write_report"]
+
+
+def load_input(path: str | Path) -> dict[str, Any]:
+    """Read a run/validation JSON file or a sweep folder into the dict :func:`write_report` takes."""
+    path = Path(path)
+    if path.is_dir():
+        from llmsim.sweep.store import RESULTS, SPEC, read_rows
+
+        if not (path / RESULTS).exists():
+            raise LlmsimError(f"{path}: not a sweep folder (no {RESULTS})")
+        import yaml
+
+        spec = yaml.safe_load((path / SPEC).read_text()) if (path / SPEC).exists() else {}
+        return {"kind": "sweep", "rows": read_rows(path / RESULTS), "spec": spec or {}, "dir": str(path)}
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise LlmsimError(f"{path}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise LlmsimError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def detect(data: dict[str, Any]) -> str:
+    """``run``, ``sweep`` or ``validation``; an error naming the keys looked for otherwise."""
+    if not isinstance(data, dict):
+        raise LlmsimError("report input must be a JSON object or a sweep folder")
+    if data.get("kind") == "sweep" or "rows" in data:
+        return "sweep"
+    if "cases" in data or "op_classes" in data:
+        return "validation"
+    if "ttft_s" in data and "step_details" in data:
+        return "run"
+    raise LlmsimError("report input not recognised: expected a run JSON (ttft_s, step_details), a sweep folder "
+                      "(results.jsonl) or a validation JSON (cases)")
+
+
+def render(data: dict[str, Any]) -> str:
+    """The report's HTML text."""
+    kind = detect(data)
+    if kind == "run":
+        from llmsim.report.run import build
+    elif kind == "sweep":
+        from llmsim.report.sweep import build
+    else:
+        from llmsim.report.validation import build
+    return build(data).render()
+
+
+def write_report(data: dict[str, Any], out_path: str | Path) -> Path:
+    """Write the report of ``data`` (a loaded run JSON, a :func:`load_input` sweep, or a
+    validation JSON) to ``out_path`` atomically; returns the path."""
+    from llmsim.cli import write_atomic
+
+    out = Path(out_path)
+    write_atomic(out, render(data))
+    return out

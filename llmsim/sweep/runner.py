@@ -1,0 +1,205 @@
+"""Running a sweep: the points a store lacks, on a local process pool or on Ray.
+
+Workers only simulate (:func:`run_point` takes a resolved config, returns metrics); the
+driver process alone writes the store, one durable row per finished point, so an
+interrupted sweep rerun with the same spec runs exactly the missing points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmsim.errors import LlmsimError
+from llmsim.sweep.expr import evaluate
+from llmsim.sweep.pareto import default_objectives, pareto_front
+from llmsim.sweep.space import Point, SweepSpec
+from llmsim.sweep.store import ResultStore, _write_atomic
+
+Task = dict[str, Any]
+
+
+def run_point(task: Task) -> dict[str, Any]:
+    """Simulate one resolved config (``task["config"]``: hw, model, scenario dicts and fidelity).
+
+    Returns the metric columns of its row, or ``status: error`` with the error's one-line
+    message when the point is illegal (e.g. the model does not fit memory). Never raises
+    for a bad point, so one failure does not stop a sweep.
+    """
+    from llmsim.config.loader import make_scenario, validate
+    from llmsim.config.model import ModelSpec
+    from llmsim.engine import simulate
+    from llmsim.sweep.space import _HW
+
+    cfg = task["config"]
+    t0 = time.perf_counter()
+    try:
+        hw = validate(_HW, cfg["hw"], "hw")
+        res = simulate(hw, validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"]),
+                       fidelity=cfg["fidelity"])
+    except Exception as e:  # a failing point is a result, recorded with its error
+        return {"status": "error", "error": f"{type(e).__name__}: {e}", "elapsed_s": time.perf_counter() - t0}
+    total = res.total_s
+    out: dict[str, Any] = {"ttft_s": res.ttft_s, "tpot_s": res.tpot_s, "total_s": total,
+                           "tokens_per_s": res.tokens / total if total else 0.0, "energy_j": res.energy_j,
+                           "energy_per_token_j": res.energy_j / res.tokens,
+                           "avg_power_w": res.energy_j / total if total else 0.0,
+                           "area_mm2": cfg["hw"].get("area_mm2"), "cost_usd": cfg["hw"].get("cost_usd")}
+    for name in ("latency_breakdown_s", "energy_breakdown_j", "bytes_by_level"):
+        acc: dict[str, float] = {}
+        for step in res.steps:  # summing step breakdowns is far cheaper than SimResult.to_dict()
+            for k, v in getattr(step, name).items():
+                acc[k] = acc.get(k, 0.0) + v
+        out[name] = acc
+    return out | {"status": "ok", "error": None, "elapsed_s": time.perf_counter() - t0}
+
+
+# -- backends: each yields (task, result) as points finish ----------------------------------
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the driver alone handles it and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
+    if workers == 1:
+        for t in tasks:
+            yield t, run_point(t)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    pending: dict[Any, Task] = {}
+    todo = iter(tasks)
+    try:
+        for t in todo:
+            pending[pool.submit(run_point, t)] = t
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                t = pending.pop(fut)
+                for nxt in todo:
+                    pending[pool.submit(run_point, nxt)] = nxt
+                    break
+                yield t, fut.result()
+    finally:
+        if pending:  # interrupted: drop queued work and stop the running workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                p.terminate()
+        pool.shutdown(wait=True)
+
+
+def _ray(tasks: list[Task], workers: int, address: str | None) -> Iterator[tuple[Task, dict]]:
+    try:
+        import ray
+    except ImportError:
+        raise LlmsimError("--backend ray needs the 'ray' package: pip install 'llmsim[ray]'") from None
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"address": address} if address else {"num_cpus": workers}
+        # Workers must import this llmsim: pass the driver's source folder on.
+        src = str(Path(__file__).resolve().parents[2])
+        env = {"PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
+        ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, **kw)
+    remote = ray.remote(num_cpus=1)(run_point)
+    pending: dict[Any, Task] = {}
+    todo = iter(tasks)
+    limit = 2 * max(workers, int(ray.cluster_resources().get("CPU", workers)))
+    try:
+        for t in todo:
+            pending[remote.remote(t)] = t
+            if len(pending) >= limit:
+                break
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                t = pending.pop(ref)
+                for nxt in todo:
+                    pending[remote.remote(nxt)] = nxt
+                    break
+                yield t, ray.get(ref)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+# -- the driver -------------------------------------------------------------------------------
+@dataclass
+class SweepOutcome:
+    """What a :func:`run_sweep` call did. ``rows`` are the current spec's rows, in point order."""
+
+    out_dir: Path
+    total: int
+    ran: int
+    skipped: int
+    seconds: float
+    counts: dict[str, int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    front: list[dict[str, Any]] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(r["status"] != "ok" for r in self.rows)
+
+    @property
+    def points_per_s(self) -> float:
+        return self.ran / self.seconds if self.seconds > 0 else 0.0
+
+
+def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -> dict[str, Any]:
+    from llmsim import __version__
+
+    row = {"key": point.key, "axes": point.values, "config_file": cfg_file, "llmsim_version": __version__} | result
+    violated = []
+    if result["status"] == "ok":
+        ctx = {"hw": point.hw, "model": point.model, "scenario": point.scenario} | result
+        violated = [c for c in spec.result_constraints() if not evaluate(c, ctx, f"constraint '{c}'")]
+    return row | {"feasible": result["status"] == "ok" and not violated, "violated": violated}
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", workers: int | None = None,
+              ray_address: str | None = None, force: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
+    """Run every point of ``spec`` that ``out_dir`` does not hold yet; return the outcome.
+
+    ``workers``: processes (local) or concurrent tasks (Ray); default all cores. ``progress``
+    is called with (points done, points to run) after each stored point. Resolving and
+    validating every point happens before anything runs, so a bad spec fails fast.
+    """
+    if backend not in ("local", "ray"):
+        raise LlmsimError(f"--backend '{backend}' (expected local or ray)")
+    points, counts = spec.points()
+    workers = max(1, workers or os.cpu_count() or 1)
+    store = ResultStore(out_dir).open(spec.dump_yaml(), force=force)
+    todo = [p for p in points if p.key not in store]
+    by_key = {p.key: p for p in todo}
+    tasks: Iterable[Task] = [{"key": p.key, "config": p.config()} for p in todo]
+    results = _local(list(tasks), min(workers, max(1, len(todo)))) if backend == "local" else \
+        _ray(list(tasks), workers, ray_address)
+    t0 = time.perf_counter()
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    for task, result in results:
+        p = by_key[task["key"]]
+        cfg_file = store.save_config(p.key, task["config"])
+        store.append(_row(spec, p, result, cfg_file))
+        done += 1
+        if progress:
+            progress(done, len(todo))
+    seconds = time.perf_counter() - t0
+    rows = [store.rows[p.key] for p in points]
+    objectives = spec.objectives or default_objectives([r for r in rows if r["status"] == "ok"])
+    front = pareto_front(rows, objectives)
+    _write_atomic(Path(out_dir) / "pareto.json", json.dumps(
+        {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1))
+    return SweepOutcome(Path(out_dir), len(points), done, len(points) - len(todo), seconds, counts, rows, front,
+                        objectives)

@@ -1,0 +1,336 @@
+"""Design spaces: a base configuration, axes over any field path, sampling and constraints.
+
+A sweep spec (YAML) names a base and the axes to vary::
+
+    hw: pim.yaml                  # preset name or path (relative to the spec file first)
+    model: gpt2-xl
+    scenario: {batch: 1, prompt: 64, gen: 8}
+    fidelity: analytic            # optional, default cycle
+    set: [hw.static_power_w=1]    # optional base overrides, as --set
+    axes:                         # field path -> values
+      hw.memory.channels: [1, 2, 4, 8, 16, 32]        # a list
+      scenario.batch: {range: [1, 4, 1]}              # start, stop (inclusive), step
+      hw.asic.clock_hz: {logrange: [5.0e8, 2.0e9], num: 3}   # geometric; or factor: 2
+      hw.memory.tck_ns: {range: [0.2, 0.4]}           # no step: continuous (random/lhs only)
+    derived:                      # optional: fields computed from others after the axes
+      hw.bank_mac.count: "hw.memory.channels * hw.memory.bank_groups * hw.memory.banks_per_group"
+    sample: {method: grid}        # grid (default) | random | lhs, with n: and seed:
+    constraints:                  # points failing a config constraint never run;
+      - "hw.memory.channels * hw.asic.clock_hz <= 3.2e10"   # result constraints mark rows infeasible
+      - "avg_power_w <= 5"
+    objectives: [total_s, energy_per_token_j]   # Pareto; "max:tokens_per_s" to maximise
+
+Axis paths start with ``hw.``, ``model.`` or ``scenario.`` (or are ``fidelity``); they are
+applied with :func:`llmsim.config.loader.apply_set`, so any existing field works and a
+misspelled path fails before anything runs. Every point is resolved and validated up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter
+
+from llmsim.config.hardware import HardwareSpec
+from llmsim.config.loader import (
+    _read_yaml,
+    apply_set,
+    hardware_dict,
+    make_scenario,
+    model_dict,
+    resolve_path,
+    split_overrides,
+    validate,
+)
+from llmsim.config.model import ModelSpec
+from llmsim.errors import ConfigError
+from llmsim.sweep.expr import evaluate, names_in
+
+_HW = TypeAdapter(HardwareSpec)
+SPEC_KEYS = {"hw", "model", "scenario", "fidelity", "set", "axes", "derived", "sample", "constraints", "objectives"}
+#: result metrics a constraint or objective may name (columns of every result row)
+METRICS = ("ttft_s", "tpot_s", "total_s", "tokens_per_s", "energy_j", "energy_per_token_j", "avg_power_w",
+           "area_mm2", "cost_usd")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis: ``values`` (discrete) or a continuous interval ``[lo, hi]`` (``log``, ``integer``)."""
+
+    path: str
+    values: tuple[Any, ...] | None = None
+    lo: float = 0.0
+    hi: float = 0.0
+    log: bool = False
+    integer: bool = False
+
+    def pick(self, u: float) -> Any:
+        """The value at quantile ``u`` in [0, 1): an index into ``values`` or a point of the interval."""
+        if self.values is not None:
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        x = math.exp(math.log(self.lo) + u * (math.log(self.hi) - math.log(self.lo))) if self.log \
+            else self.lo + u * (self.hi - self.lo)
+        return int(round(x)) if self.integer else x
+
+
+@dataclass(frozen=True)
+class Point:
+    """One resolved design point: its axis values, validated spec dicts and their hash."""
+
+    values: dict[str, Any]
+    hw: dict
+    model: dict
+    scenario: dict
+    fidelity: str
+    key: str = field(default="")
+
+    def config(self) -> dict[str, Any]:
+        return {"hw": self.hw, "model": self.model, "scenario": self.scenario, "fidelity": self.fidelity}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical JSON of a resolved config."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_int(*xs: Any) -> bool:
+    return all(isinstance(x, int) and not isinstance(x, bool) for x in xs)
+
+
+def parse_axis(path: str, raw: Any, where: str) -> Axis:
+    """Read one axis: a list, ``{range: [a, b, step]}``, ``{range: [a, b]}`` (continuous),
+    ``{logrange: [a, b], num: N | factor: F}`` or ``{logrange: [a, b]}`` (continuous, log)."""
+    w = f"{where}: axis '{path}'"
+    if isinstance(raw, list):
+        if not raw:
+            raise ConfigError(f"{w}: empty list")
+        return Axis(path, tuple(raw))
+    if not isinstance(raw, dict) or len({"range", "logrange"} & raw.keys()) != 1:
+        raise ConfigError(f"{w}: expected a list, {{range: [start, stop, step]}} or {{logrange: [start, stop]}}")
+    extra = set(raw) - {"range", "logrange", "num", "factor", "int"}
+    if extra:
+        raise ConfigError(f"{w}: unknown key(s) {sorted(extra)}")
+    kind = "range" if "range" in raw else "logrange"
+    bounds = raw[kind]
+    if not isinstance(bounds, list) or len(bounds) not in (2, 3) or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+        raise ConfigError(f"{w}: {kind} needs [start, stop] or [start, stop, {'step' if kind == 'range' else 'num'}]")
+    lo, hi = bounds[0], bounds[1]
+    if hi < lo:
+        raise ConfigError(f"{w}: stop {hi} < start {lo}")
+    integer = bool(raw.get("int", _is_int(lo, hi)))
+    if kind == "range":
+        if len(bounds) == 2:
+            return Axis(path, None, float(lo), float(hi), False, integer)
+        step = bounds[2]
+        if step <= 0:
+            raise ConfigError(f"{w}: step must be > 0")
+        n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        vals = [lo + i * step for i in range(n)]
+        return Axis(path, tuple(int(round(v)) if _is_int(lo, hi, step) else v for v in vals))
+    if lo <= 0:
+        raise ConfigError(f"{w}: logrange needs start > 0")
+    num = bounds[2] if len(bounds) == 3 else raw.get("num")
+    factor = raw.get("factor")
+    if num is not None and factor is not None:
+        raise ConfigError(f"{w}: give num or factor, not both")
+    if num is None and factor is None:
+        return Axis(path, None, float(lo), float(hi), True, integer)
+    if factor is not None:
+        if factor <= 1:
+            raise ConfigError(f"{w}: factor must be > 1")
+        vals, v = [], lo
+        while v <= hi * (1 + 1e-9):
+            vals.append(v)
+            v = v * factor
+    else:
+        if not isinstance(num, int) or num < 1:
+            raise ConfigError(f"{w}: num must be a positive integer")
+        vals = [lo * (hi / lo) ** (i / (num - 1)) if num > 1 else lo for i in range(num)]
+    if integer:
+        vals = list(dict.fromkeys(int(round(v)) for v in vals))
+    return Axis(path, tuple(vals))
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep spec; :meth:`points` resolves and validates every design point."""
+
+    hw: str
+    model: str
+    scenario: dict[str, Any]
+    fidelity: str
+    sets: list[str]
+    axes: list[Axis]
+    derived: dict[str, str]
+    sample: dict[str, Any]
+    constraints: list[str]
+    objectives: list[str]
+    base_dir: Path
+    source: str = "<spec>"
+
+    @classmethod
+    def load(cls, path: str | Path) -> SweepSpec:
+        path = Path(path)
+        data = _read_yaml(path)
+        return cls.from_dict(data, base_dir=path.resolve().parent, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, base_dir: Path = Path("."), source: str = "<spec>") -> SweepSpec:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping at the top level")
+        unknown = set(data) - SPEC_KEYS
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (known: {sorted(SPEC_KEYS)})")
+        for k in ("hw", "model"):
+            if k not in data:
+                raise ConfigError(f"{source}: missing '{k}'")
+        axes_raw = data.get("axes") or {}
+        if not isinstance(axes_raw, dict):
+            raise ConfigError(f"{source}: axes must map a field path to values")
+        sample = dict(data.get("sample") or {"method": "grid"})
+        method = sample.setdefault("method", "grid")
+        if method not in ("grid", "random", "lhs"):
+            raise ConfigError(f"{source}: sample.method '{method}' (expected grid, random or lhs)")
+        if set(sample) - {"method", "n", "seed"}:
+            raise ConfigError(f"{source}: sample: unknown key(s) {sorted(set(sample) - {'method', 'n', 'seed'})}")
+        if method != "grid" and not (isinstance(sample.get("n"), int) and sample["n"] > 0):
+            raise ConfigError(f"{source}: sample.method {method} needs a positive integer n")
+        fidelity = data.get("fidelity", "cycle")
+        if fidelity not in ("cycle", "analytic"):
+            raise ConfigError(f"{source}: fidelity '{fidelity}' (expected cycle or analytic)")
+        sets = data.get("set") or []
+        if isinstance(sets, dict):
+            sets = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
+        spec = cls(
+            hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
+            fidelity=fidelity, sets=list(sets),
+            axes=[parse_axis(str(p), v, source) for p, v in axes_raw.items()],
+            derived={str(k): str(v) for k, v in (data.get("derived") or {}).items()}, sample=sample,
+            constraints=[str(c) for c in data.get("constraints") or []],
+            objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
+        )
+        for a in spec.axes:
+            if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario"):
+                raise ConfigError(f"{source}: axis '{a.path}': must start with hw., model. or scenario.")
+        for o in spec.objectives:
+            if o.removeprefix("max:").removeprefix("min:") not in METRICS:
+                raise ConfigError(f"{source}: objective '{o}' (known: {', '.join(METRICS)})")
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec with every axis expanded to its values (what ``sweep_spec.yaml`` holds)."""
+        axes = {a.path: list(a.values) if a.values is not None else
+                {"logrange" if a.log else "range": [a.lo, a.hi], "int": a.integer} for a in self.axes}
+        return {"hw": str(resolve_path(self.hw, "hw_configs", self.base_dir)),
+                "model": str(resolve_path(self.model, "workloads", self.base_dir)), "scenario": self.scenario,
+                "fidelity": self.fidelity, "set": self.sets, "axes": axes, "derived": self.derived,
+                "sample": self.sample, "constraints": self.constraints, "objectives": self.objectives}
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # -- sampling -------------------------------------------------------------------------
+    def raw_points(self) -> list[dict[str, Any]]:
+        """Axis-value assignments in a deterministic order (before constraints and dedup)."""
+        if not self.axes:
+            return [{}]
+        method = self.sample["method"]
+        if method == "grid":
+            for a in self.axes:
+                if a.values is None:
+                    raise ConfigError(f"{self.source}: axis '{a.path}' is continuous; give a step/num for a "
+                                      f"grid or use sample: {{method: random|lhs, n: N}}")
+            return [dict(zip([a.path for a in self.axes], combo, strict=False))
+                    for combo in itertools.product(*[a.values for a in self.axes])]
+        n, rng = self.sample["n"], random.Random(self.sample.get("seed", 0))
+        if method == "random":
+            return [{a.path: a.pick(rng.random()) for a in self.axes} for _ in range(n)]
+        # Latin hypercube: each axis's [0, 1) is cut into n strata, each used exactly once.
+        cols = {}
+        for a in self.axes:
+            strata = list(range(n))
+            rng.shuffle(strata)
+            cols[a.path] = [a.pick((s + rng.random()) / n) for s in strata]
+        return [{p: cols[p][i] for p in cols} for i in range(n)]
+
+    # -- resolution -----------------------------------------------------------------------
+    def _base(self) -> tuple[dict, dict, dict[str, list]]:
+        try:
+            hw, _ = hardware_dict(resolve_path(self.hw, "hw_configs", self.base_dir))
+            model, _ = model_dict(resolve_path(self.model, "workloads", self.base_dir))
+            routed = split_overrides(self.sets)
+        except ConfigError as e:
+            raise ConfigError(f"{self.source}: {e}") from None
+        return hw, model, routed
+
+    def resolve(self, values: dict[str, Any], base: tuple[dict, dict, dict[str, list]] | None = None) -> Point:
+        """Apply one point's axis values (and ``derived:``) to the base; validate; hash."""
+        import copy
+
+        hw0, model0, routed = base or self._base()
+        dicts = {"hw": copy.deepcopy(hw0), "model": copy.deepcopy(model0)}
+        sc_over = list(routed["scenario"])
+        fidelity = values.get("fidelity", self.fidelity)
+        try:
+            for label in ("hw", "model"):
+                for p, v in routed[label]:
+                    apply_set(dicts[label], p, v, label)
+            for path, v in values.items():
+                if path == "fidelity":
+                    continue
+                label, *rest = path.split(".")
+                if label == "scenario":
+                    sc_over.append((rest, v))
+                else:
+                    apply_set(dicts[label], rest, v, label)
+            scenario = make_scenario(self.scenario, sc_over).model_dump(mode="json")
+            dicts["scenario"] = scenario
+            for path, expr in self.derived.items():
+                label, *rest = path.split(".")
+                if label not in dicts:
+                    raise ConfigError(f"derived '{path}': must start with hw., model. or scenario.")
+                apply_set(dicts[label], rest, evaluate(expr, dicts, f"derived '{path}'"), label)
+            hw = validate(_HW, dicts["hw"], "hw").model_dump(mode="json")
+            model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
+            scenario = make_scenario(dicts["scenario"]).model_dump(mode="json")
+        except ConfigError as e:
+            point = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise ConfigError(f"{self.source}: point ({point}): {e}") from None
+        cfg = {"hw": hw, "model": model, "scenario": scenario, "fidelity": fidelity}
+        return Point(values, hw, model, scenario, fidelity, config_hash(cfg))
+
+    def config_constraints(self) -> list[str]:
+        return [c for c in self.constraints if not (names_in(c) & set(METRICS))]
+
+    def result_constraints(self) -> list[str]:
+        return [c for c in self.constraints if names_in(c) & set(METRICS)]
+
+    def points(self) -> tuple[list[Point], dict[str, int]]:
+        """Every unique design point that meets the config constraints, and counts
+        (``sampled``, ``filtered`` by constraints, ``duplicates`` with an identical config)."""
+        base = self._base()
+        pre = self.config_constraints()
+        out: dict[str, Point] = {}
+        counts = {"sampled": 0, "filtered": 0, "duplicates": 0}
+        for values in self.raw_points():
+            counts["sampled"] += 1
+            pt = self.resolve(values, base)
+            ctx = {"hw": pt.hw, "model": pt.model, "scenario": pt.scenario}
+            if not all(evaluate(c, ctx, f"constraint '{c}'") for c in pre):
+                counts["filtered"] += 1
+                continue
+            if pt.key in out:
+                counts["duplicates"] += 1
+                continue
+            out[pt.key] = pt
+        return list(out.values()), counts
