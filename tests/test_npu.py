@@ -181,10 +181,16 @@ def test_stationary_tile_too_big_names_the_filter_buffer():
         dev.cost(matmul("mm", 4, 512, 512, dtype=DType.fp16))
 
 
-def test_os_reduction_too_long_names_the_ifmap_buffer():
-    dev = _dev(dataflow="os")
-    with pytest.raises(CapacityError, match="ifmap SRAM"):
-        dev.cost(matmul("mm", 128, 20000, 64, dtype=DType.fp16))
+def test_os_ifmap_buffer_too_small_for_one_element_of_stream_is_refused():
+    dev = _dev(dataflow="os", **{"onchip.0.capacity_bytes": 511})  # one K step of 128 rows = 256 B > 255.5
+    with pytest.raises(CapacityError, match="ifmap SRAM.*256 B"):
+        dev.cost(matmul("mm", 128, 64, 64, dtype=DType.fp16))
+    assert _dev(dataflow="os", **{"onchip.0.capacity_bytes": 512}).cost(matmul("mm", 128, 64, 64, dtype=DType.fp16))
+
+
+def test_long_os_reduction_is_chunked_over_k():
+    c = _dev(dataflow="os").cost(matmul("mm", 128, 20000, 64, dtype=DType.fp16))  # 20000 x 128 x 2 B > 3 MiB half
+    assert c.stats["chunks"] == 2
 
 
 def test_long_ws_stream_is_chunked_to_fit_not_refused():

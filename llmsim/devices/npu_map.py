@@ -4,10 +4,11 @@ A *mapping* fixes (1) how many cores work and how the work is split between them
 batch of independent GEMMs (attention heads, MoE experts), over N (output columns) or over M
 (rows); (2) the sub-array each fold uses, when the hardware bypasses idle PEs
 (``trim_edges``): the full ``R x C`` array or a power-of-two fraction ``R/2^i x C/2^j`` of it;
-(3) the temporal chunks: ``ws`` streams M and ``is`` streams N through the array, and when one
+(3) the temporal chunks: ``ws`` streams M, ``is`` N and ``os`` K through the array; when one
 fold's streamed tile does not fit half of its double-buffered SRAM the stream is cut into the
-fewest equal chunks that fit (each chunk an independent GEMM). ``os`` streams K into
-stationary partial sums and is never chunked: a K too long for the buffers is refused.
+fewest equal chunks that fit, each costed as an independent GEMM (for ``os`` a conservative
+approximation: every K chunk pays its own drain and output write-back). A tile that does not
+fit even for a stream of one element is refused with :class:`~llmsim.errors.CapacityError`.
 
 Every candidate is costed by :func:`llmsim.kernels.systolic.simulate_tiled_gemm` (fold by fold,
 DMA-fed double buffering) and the cheapest wins. Because the result is a minimum over a
@@ -89,8 +90,7 @@ def _chunks(cfg: ArrayConfig, m: int, n: int, k: int, r: int, c: int, in_b: floa
     """``[(times, m, n, k)]``: the chunk shapes of one GEMM whose tiles fit half of each buffer.
 
     Each buffer's tile is affine in the streamed extent T (``ws``: M, ``is``: N, ``os``: K):
-    need(T) = a + b*T. Raises :class:`CapacityError` naming the buffer when even T = 1 (or, for
-    ``os``, the full K) does not fit.
+    need(T) = a + b*T. Raises :class:`CapacityError` naming the buffer when even T = 1 does not fit.
     """
     df = cfg.dataflow
     t_full = {"ws": m, "is": n, "os": k}[df]
@@ -105,13 +105,13 @@ def _chunks(cfg: ArrayConfig, m: int, n: int, k: int, r: int, c: int, in_b: floa
         b = n2[buf] - n1[buf]
         a = n1[buf] - b
         half = cap / 2
-        first = a + b * (t_full if df == "os" else 1)
+        first = a + b
         if first > half:
             raise CapacityError(
                 f"{what}: {buf} SRAM: one fold's {buf} tile needs {first:g} B but each half of the "
                 f"double-buffered {cap:g} B {buf} buffer holds {half:g} B ({m}x{k}.{k}x{n} GEMM, "
                 f"{r}x{c} array, dataflow {df})")
-        if b > 0 and df != "os":
+        if b > 0:
             t_max = min(t_max, int((half - a) // b))
     n_ch = -(-t_full // t_max)
     q, rem = divmod(t_full, n_ch)
