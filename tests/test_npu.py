@@ -92,7 +92,7 @@ def _step_s(hw: str, phase: str, **sets) -> float:
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_more_cores_never_slow_a_step(hw, phase):
     times = [_step_s(hw, phase, **{"array.count": p}) for p in (1, 2, 3, 4)]
-    assert all(b <= a * SLACK for a, b in zip(times, times[1:])), times
+    assert all(b <= a * SLACK for a, b in zip(times, times[1:], strict=False)), times
     assert times[-1] < times[0]
 
 
@@ -100,7 +100,7 @@ def test_more_cores_never_slow_a_step(hw, phase):
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_more_dram_channels_never_slow_a_step(hw, phase):
     times = [_step_s(hw, phase, **{"memory.channels": ch}) for ch in (2, 4, 8, 16)]
-    assert all(b <= a * SLACK for a, b in zip(times, times[1:])), times
+    assert all(b <= a * SLACK for a, b in zip(times, times[1:], strict=False)), times
     assert times[-1] < times[0]
 
 
@@ -109,7 +109,7 @@ def test_more_dram_channels_never_slow_a_step(hw, phase):
 def test_power_of_two_bigger_array_never_slows_a_step_with_edge_bypass(hw, phase):
     times = [_step_s(hw, phase, array_rows=r, array_cols=c, trim_edges=True)
              for r, c in ((16, 16), (32, 16), (32, 32), (64, 64), (128, 64), (128, 128), (256, 256))]
-    assert all(b <= a * SLACK for a, b in zip(times, times[1:])), times
+    assert all(b <= a * SLACK for a, b in zip(times, times[1:], strict=False)), times
 
 
 @settings(max_examples=30, deadline=None)

@@ -31,8 +31,16 @@ from dataclasses import dataclass
 
 from llmsim.errors import CapacityError
 from llmsim.kernels.systolic import (
-    CYCLES, FILTER_READS, FOLDS, IFMAP_READS, OFMAP_READS, OFMAP_WRITES, dataflow_code, simulate_tiled_gemm,
-    systolic_closed_form, tile_bytes,
+    CYCLES,
+    FILTER_READS,
+    FOLDS,
+    IFMAP_READS,
+    OFMAP_READS,
+    OFMAP_WRITES,
+    dataflow_code,
+    simulate_tiled_gemm,
+    systolic_closed_form,
+    tile_bytes,
 )
 
 BUFFERS = ("ifmap", "filter", "ofmap")
@@ -101,7 +109,7 @@ def _chunks(cfg: ArrayConfig, m: int, n: int, k: int, r: int, c: int, in_b: floa
 
     n1, n2 = need(1), need(2)
     t_max = t_full
-    for buf, cap in zip(BUFFERS, cfg.buffer_bytes):
+    for buf, cap in zip(BUFFERS, cfg.buffer_bytes, strict=False):
         b = n2[buf] - n1[buf]
         a = n1[buf] - b
         half = cap / 2
