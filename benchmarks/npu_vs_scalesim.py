@@ -1,8 +1,15 @@
-"""Compare llmsim's systolic-array compute cycles with SCALE-Sim v3 on GEMMs from real LLMs.
+"""Compare llmsim's NPU compute cycles with SCALE-Sim v3 on GEMMs from real LLMs.
 
 Usage::
 
     python benchmarks/npu_vs_scalesim.py [--json out.json] [--scalesim-budget-s 150]
+
+llmsim's side goes through the NPU device exactly as ``llmsim op --hw npu-ws-128 --kind matmul
+--shape M,K,N --set hw.array_rows=R --set hw.array_cols=C --set hw.dataflow=DF`` does: the
+preset is loaded with those overrides, the device maps the matmul op (``llmsim.devices.npu_map``)
+and the benchmark reads the cost's ``compute_cycles`` (array busy cycles, no DMA stalls -- the
+quantity SCALE-Sim's "Total Cycles" reports with ``InterfaceBandwidth: CALC``). The device's total
+cycles with DMA stalls from the DRAM model are printed too.
 
 SCALE-Sim runs in its own interpreter (it needs ``numpy<2``): ``$SCALESIM_PYTHON``, default
 ``/work/scalesim-venv/bin/python``; without it only llmsim's numbers are printed. SCALE-Sim
@@ -25,7 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmsim.kernels.systolic import systolic_gemm
+from llmsim.config.base import DType
+from llmsim.config.loader import load_hardware
+from llmsim.devices.base import build_device
+from llmsim.graph.factory import single_op
+
+PRESET = "npu-ws-128"
+# Operand buffers large enough that no GEMM below is cut into chunks: SCALE-Sim's compute cycles
+# (CALC interface bandwidth) do not depend on buffer sizes, so neither may llmsim's in this comparison.
+BUFFER_BYTES = 16 << 20
 
 DEFAULT_SCALESIM_PYTHON = "/work/scalesim-venv/bin/python"
 ARRAYS = (32, 128, 256)
@@ -118,14 +133,19 @@ for job in json.load(sys.stdin):
 """
 
 
-def _llmsim_case(m: int, n: int, k: int, size: int, df: str) -> tuple[int, float]:
-    """llmsim compute cycles and the mean wall time of one call, in seconds."""
-    systolic_gemm(m, n, k, size, size, df)  # JIT warm-up is not part of the per-call time
-    reps = 20
+def _llmsim_case(m: int, n: int, k: int, size: int, df: str) -> tuple[int, int, float]:
+    """Device compute cycles, total cycles and the mean wall time of one fresh device costing, s."""
+    spec = load_hardware(PRESET, [(["array_rows"], size), (["array_cols"], size), (["dataflow"], df)]
+                         + [(["onchip", str(i), "capacity_bytes"], BUFFER_BYTES) for i in range(3)])
+    op = single_op("matmul", [m, k, n], DType.fp16)
+    cost = build_device(spec).cost(op)  # JIT and DRAM-stream warm-up are not part of the per-call time
+    reps = 10
     t0 = time.perf_counter()
     for _ in range(reps):
-        cycles = systolic_gemm(m, n, k, size, size, df).cycles
-    return cycles, (time.perf_counter() - t0) / reps
+        cost = build_device(spec).cost(op)  # a fresh device: no cost-cache hit
+    if cost.stats["chunks"] != 1:
+        sys.exit(f"{m}x{n}x{k} on {size}x{size} {df}: chunked ({cost.stats['chunks']:g}); raise BUFFER_BYTES")
+    return int(cost.compute_cycles), int(cost.cycles), (time.perf_counter() - t0) / reps
 
 
 def _run_scalesim(python: str, jobs: list[dict]) -> dict[tuple, dict]:
@@ -151,14 +171,16 @@ def main() -> None:
     ap.add_argument("--scalesim-budget-s", type=float, default=150.0,
                     help="estimated SCALE-Sim seconds to spend, cheapest cases first")
     args = ap.parse_args()
+    print(f"llmsim: NPU device from preset {PRESET} with array_rows/array_cols/dataflow overrides")
 
     cases = []
     for label, m, n, k in SHAPES:
         for size in ARRAYS:
             for df in DATAFLOWS:
-                cycles, wall = _llmsim_case(m, n, k, size, df)
+                cycles, total, wall = _llmsim_case(m, n, k, size, df)
                 cases.append({"label": label, "m": m, "n": n, "k": k, "rows": size, "cols": size,
-                              "df": df, "llmsim_cycles": cycles, "llmsim_wall_s": wall,
+                              "df": df, "llmsim_cycles": cycles, "llmsim_total_cycles": total,
+                              "llmsim_wall_s": wall,
                               "est_scalesim_s": 0.3 + cycles * 2 * size / 1e6})
 
     python = os.environ.get("SCALESIM_PYTHON", DEFAULT_SCALESIM_PYTHON)
@@ -178,7 +200,7 @@ def main() -> None:
     scalesim_total_s = time.perf_counter() - t0
 
     hdr = (f"{'shape (M x N x K)':<48}{'array':>8}{'df':>4}{'llmsim cyc':>12}{'SCALE-Sim':>12}"
-           f"{'err %':>8}{'llmsim s':>10}{'SCALE-Sim s':>12}")
+           f"{'err %':>8}{'llmsim s':>10}{'SCALE-Sim s':>12}{'+DMA cyc':>12}")
     print(hdr)
     print("-" * len(hdr))
     errors = []
@@ -195,7 +217,7 @@ def main() -> None:
             errors.append(abs(e))
             ss, err, ss_wall = r["scalesim_cycles"], f"{e:.4f}", f"{r['scalesim_wall_s']:.2f}"
         print(f"{shape:<48}{arr:>8}{c['df']:>4}{c['llmsim_cycles']:>12}{ss:>12}{err:>8}"
-              f"{c['llmsim_wall_s'] * 1e6:>8.1f}us{ss_wall:>12}")
+              f"{c['llmsim_wall_s'] * 1e6:>8.1f}us{ss_wall:>12}{c['llmsim_total_cycles']:>12}")
     if errors:
         print(f"\n{len(errors)} of {len(cases)} cases compared with SCALE-Sim in "
               f"{scalesim_total_s:.0f} s; max |error| {max(errors):.4f} %, "

@@ -125,6 +125,41 @@ class NpuSpec(HardwareBase):
     def compute_units(self) -> dict[str, ComputeUnitSpec]:
         return {"array": self.array, "vector": self.vector}
 
+    # ---- systolic-array micro-architecture, read by llmsim/devices/npu.py ----------------------
+    pe_macs_per_cycle: dict[DType, int] = Field(
+        default={}, description="MACs one PE completes per cycle, by dtype (k > 1 packs k reduction "
+        "elements per PE); when given, array.flops_per_cycle is derived as 2·R·C·k")
+    trim_edges: bool = Field(
+        default=False, description="edge folds bypass idle PEs (pay r + c, not R + C); also lets the "
+        "mapper use power-of-two sub-arrays. False = SCALE-Sim semantics")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_array_peak(cls, data: object) -> object:
+        """array.flops_per_cycle = 2 · array_rows · array_cols · pe_macs_per_cycle (one source)."""
+        if not (isinstance(data, dict) and data.get("pe_macs_per_cycle") and isinstance(data.get("array"), dict)):
+            return data
+        rows, cols, macs = data.get("array_rows"), data.get("array_cols"), data["pe_macs_per_cycle"]
+        if not (isinstance(rows, int) and isinstance(cols, int) and isinstance(macs, dict)):
+            return data  # field validation reports the bad value
+        derived = {dt: 2 * rows * cols * k for dt, k in macs.items()}
+        given = data["array"].get("flops_per_cycle")
+        if given is not None and {str(getattr(k, "value", k)): v for k, v in given.items()} != {
+                str(getattr(k, "value", k)): v for k, v in derived.items()}:
+            raise ValueError(f"array.flops_per_cycle {given} disagrees with 2 x array_rows ({rows}) x array_cols "
+                             f"({cols}) x pe_macs_per_cycle {macs}; leave it out, it is derived")
+        return {**data, "array": {**data["array"], "flops_per_cycle": derived}}
+
+    @model_validator(mode="after")
+    def _npu_buffers(self) -> NpuSpec:
+        for buf in ("ifmap", "filter", "ofmap"):
+            if self.onchip_level(buf) is None:
+                raise ValueError(f"onchip needs a level named '{buf}' (the per-core {buf} SRAM buffer)")
+        for dt, k in self.pe_macs_per_cycle.items():
+            if k < 1:
+                raise ValueError(f"pe_macs_per_cycle.{dt.value} must be >= 1, got {k}")
+        return self
+
 
 class CpuSpec(HardwareBase):
     kind: Literal["cpu"] = "cpu"
