@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+import yaml  # noqa: F401
+
+from llmsim.config.loader import load_yaml
 from pydantic import ValidationError
 
 from llmsim.config.memory import DramSpec
@@ -22,7 +24,8 @@ PRESETS = sorted(p.stem for p in (ROOT / "hw_configs" / "memory").glob("*.yaml")
 
 
 def raw(name: str) -> dict:
-    return yaml.safe_load((ROOT / "hw_configs" / "memory" / f"{name}.yaml").read_text())
+    """The preset's mapping with its ``extends:`` resolved (as the hardware loader does)."""
+    return load_yaml(ROOT / "hw_configs" / "memory" / f"{name}.yaml", "hw_configs")
 
 
 def spec(name: str, **over) -> DramSpec:
@@ -197,11 +200,13 @@ def test_stats_add_componentwise():
 
 _TWIN = """
 import json, sys, numpy as np, yaml
+from pathlib import Path
+from llmsim.config.loader import load_yaml
 from llmsim.config.memory import DramSpec
 from llmsim.memory import DramModel, Requests
 out = []
 for name, seed in json.loads(sys.argv[1]):
-    d = yaml.safe_load(open(f"hw_configs/memory/{name}.yaml"))
+    d = load_yaml(Path(f"hw_configs/memory/{name}.yaml").resolve(), "hw_configs")
     d["timing"] |= {"tREFI": 700, "tRFC": 90}
     s = DramSpec.model_validate(d)
     m = DramModel(s)
