@@ -31,19 +31,22 @@ def _attribute(records: list[OpRecord], total: float) -> dict[str, float]:
                 edges.append((s.end, -1, r.name))
     edges.sort(key=lambda e: (e[0], e[1]))
     share: dict[str, float] = defaultdict(float)
-    active: dict[str, int] = defaultdict(int)
+    active: dict[str, int] = {}  # ops with an open segment -> number of open segments
     t_prev = 0.0
     for t, delta, name in edges:
         if t > t_prev:
-            names = [n for n, c in active.items() if c > 0]
-            if names:
-                each = (t - t_prev) / len(names)
-                for n in names:
+            if active:
+                each = (t - t_prev) / len(active)
+                for n in active:
                     share[n] += each
             else:
                 share["idle"] += t - t_prev
             t_prev = t
-        active[name] += delta
+        c = active.get(name, 0) + delta
+        if c > 0:
+            active[name] = c
+        else:
+            active.pop(name, None)
     if total > t_prev:
         share["idle"] += total - t_prev
     return share
