@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def timed_cli(args: list[str], cache_dir: str) -> tuple[float, float]:
     """(wall s, CPU s of the child) of ``python -m llmsim.cli ARGS``."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=path)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "llmsim.cli", *args], env=env, capture_output=True, text=True)

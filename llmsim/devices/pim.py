@@ -51,7 +51,7 @@ def _flow(bank: list[float], asic: list[float]) -> float:
     """Finish time of chunks that each run on the banks, then on the ASIC (chunk i's ASIC part
     after its bank part and after chunk i-1's ASIC part; banks never wait for the ASIC)."""
     tb = ta = 0.0
-    for b, a in zip(bank, asic):
+    for b, a in zip(bank, asic, strict=True):
         tb += b
         if a > 0:
             ta = max(ta, tb) + a
@@ -179,7 +179,8 @@ class Pim(Device):
         cycles = rows * (row_cycles + self.asic_row_serial_cycles(fn, dtype)) + self.spec.asic_pipeline_cycles
         return cycles / clk, ops * rows
 
-    def _asic_cost(self, fn: str, rows: int, width: int, dtype: DType, sram_bytes: float, whole_row: bool = True) -> Cost:
+    def _asic_cost(self, fn: str, rows: int, width: int, dtype: DType, sram_bytes: float,
+                   whole_row: bool = True) -> Cost:
         """``whole_row``: the routine needs a whole row in the buffer (norms, softmax)."""
         if whole_row and 3 * width * dtype.bytes > self.sram.capacity_bytes:
             raise ConfigError(f"{self.spec.name}: a {width}-wide row does not fit asic_sram "
