@@ -229,7 +229,8 @@ class Pim(Device):
         if stats:
             st |= {"row_hits": float(stats.row_hits), "row_misses": float(stats.row_misses)}
         st |= {"bank_busy_s": seconds, "mac_bytes": float(mac_bytes)}
-        return Cost(seconds=seconds, cycles=seconds / self.mem.tck_s, compute_cycles=cmds.get("MAC_AB", 0),
+        mac_cycles = cmds.get("MAC_AB", 0) / self.mem.channels * self.t_mac / self.mem.tck_s  # tCK issuing MACs
+        return Cost(seconds=seconds, cycles=seconds / self.mem.tck_s, compute_cycles=mac_cycles,
                     flops=flops, bytes_by_level={"dram_internal": float(mac_bytes),
                                                  "channel_bus": bus_bytes + rdwr_bytes},
                     energy_j=energy, phases=(Phase("banks", seconds),), stats=st)
