@@ -137,6 +137,15 @@ def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
     lat = d["latency_breakdown_s"]
     click.echo("  time by op kind:     " + ", ".join(f"{k} {100 * v / d['total_s']:.1f}%" for k, v in
                                                     sorted(lat.items(), key=lambda kv: -kv[1]) if v > 0))
+    bw = d.get("achieved_bandwidth_bytes_per_s", {})
+    if bw:
+        click.echo("  achieved bandwidth:  " + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in
+                                                    sorted(bw.items(), key=lambda kv: -kv[1]) if v > 0))
+    st = d.get("stats", {})
+    if st.get("row_hits", 0) + st.get("row_misses", 0) > 0:
+        cmds = {k[5:]: v for k, v in st.items() if k.startswith("dram_") and v}
+        click.echo(f"  DRAM: row-buffer hit rate {100 * st['row_hits'] / (st['row_hits'] + st['row_misses']):.2f}%, "
+                   "commands " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(cmds.items())))
     click.echo("  top ops by time:")
     for row in d["top_ops"][:6]:
         click.echo(f"    {row['op']:<28} {_fmt_s(row['seconds']):>12}  {100 * row['seconds'] / d['total_s']:5.1f}%")

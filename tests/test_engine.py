@@ -30,7 +30,7 @@ def test_breakdowns_add_up_to_totals(hw_name):
 def _two_branch_graph():
     dt = dict(dtype=DType.bf16)
     g = nx.DiGraph(phase="decode", batch=1, context_len=1)
-    a = f.matmul("a", 1, 4096, 4096, **dt)
+    a = f.matmul("a", 1, 1024, 4096, **dt)  # one K-tile: banks only on PIM (no partial-sum phase)
     b = f.norm("b", 64, 4096, "layernorm", **dt)
     g.add_node("a", op=a)
     g.add_node("b", op=b)

@@ -179,5 +179,46 @@ class PimSpec(HardwareBase):
     def compute_units(self) -> dict[str, ComputeUnitSpec]:
         return {"bank_mac": self.bank_mac, "asic": self.asic}
 
+    # ---- PIM-GPT specifics (llmsim/devices/pim.py; docs/pim.md) ----
+    mac_lanes_per_bank: int = Field(default=16, gt=0, description="multipliers per bank MAC unit (one burst/MAC_AB)")
+    global_buffer_bytes: int = Field(default=2048, gt=0, description="per-channel buffer broadcasting the input vector")
+    exp_taylor_terms: int = Field(default=6, gt=0, description="Taylor-series terms of exp() on the ASIC")
+    reciprocal_newton_iterations: int = Field(default=3, gt=0, description="Newton-Raphson steps of 1/x")
+    rsqrt_newton_iterations: int = Field(default=2, gt=0, description="Newton steps after the fast-inverse-sqrt seed")
+    asic_pipeline_cycles: int = Field(default=4, ge=0, description="latency of one dependent ASIC vector op, cycles")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_bank_mac(cls, data):
+        """``bank_mac.count`` and ``clock_hz`` follow from ``memory`` (banks of all channels; one MAC_AB
+        every tCCD_MAC): filled in when omitted, so ``--set memory.channels=16`` stays consistent."""
+        if not isinstance(data, dict) or not isinstance(data.get("bank_mac"), dict):
+            return data
+        mem = data.get("memory")
+        mem = mem.model_dump() if hasattr(mem, "model_dump") else mem
+        try:
+            t = mem["timing"]
+            banks = mem["channels"] * mem.get("ranks", 1) * mem["bank_groups"] * mem["banks_per_group"]
+            clock = 1.0 / ((t.get("tCCD_MAC") or t["tCCD_L"]) * mem["tck_ns"] * 1e-9)
+        except (KeyError, TypeError, ZeroDivisionError):
+            return data  # the field validators report what is missing
+        return {**data, "bank_mac": {"count": banks, "clock_hz": clock, **data["bank_mac"]}}
+
+    @model_validator(mode="after")
+    def _consistent_bank_mac(self) -> PimSpec:
+        m = self.memory
+        clock = 1.0 / (m.timing.values()["tCCD_MAC"] * m.tck_s)
+        if self.bank_mac.count != m.channels * m.banks:
+            raise ValueError(f"bank_mac.count ({self.bank_mac.count}) must equal memory channels x banks "
+                             f"({m.channels * m.banks}); omit it to derive it")
+        if abs(self.bank_mac.clock_hz - clock) > 1e-6 * clock:
+            raise ValueError(f"bank_mac.clock_hz ({self.bank_mac.clock_hz:g}) must be the MAC_AB rate 1/(tCCD_MAC*tCK) "
+                             f"({clock:g}); omit it to derive it")
+        for dt, f in self.bank_mac.flops_per_cycle.items():
+            if f != 2 * self.mac_lanes_per_bank:
+                raise ValueError(f"bank_mac.flops_per_cycle.{dt.value} ({f:g}) must be 2 x mac_lanes_per_bank "
+                                 f"({2 * self.mac_lanes_per_bank})")
+        return self
+
 
 HardwareSpec = Annotated[Union[GpuSpec, NpuSpec, CpuSpec, PimSpec], Field(discriminator="kind")]

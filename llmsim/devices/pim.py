@@ -1,27 +1,362 @@
-"""PIM-DRAM (PIM-GPT style): MAC units in the DRAM banks plus a controller ASIC."""
+"""PIM-DRAM (PIM-GPT): MAC units in every DRAM bank plus a controller ASIC (docs/pim.md).
+
+Units: ``banks`` (all channels' banks and channel buses, driven in lock-step by the ASIC's
+PIM commands), ``asic`` (vector unit: LayerNorm, Softmax, GELU, residual adds, partial-sum
+reduction) and ``link`` (host link). Matrix ops become per-channel all-bank MAC programs
+(:mod:`llmsim.devices.pim_map`) whose every ACT_AB / MAC_AB / PRE_AB / REF is scheduled by the
+cycle-level DRAM model (:class:`~llmsim.memory.DramModel`); the ASIC's cycles follow from the
+element count, the lane count and the operation counts of its Taylor-series exp and
+Newton-Raphson reciprocal / inverse square root. Within one op the ASIC overlaps the banks
+where the data flow allows (partial sums of tile i while tile i+1 MACs; softmax of query i
+while the scores of query i+1 are computed) by an exact two-machine recurrence; between ops
+the engine overlaps them.
+
+Prefill is a sequence of vector-matrix products, one token after the other: the global buffer
+holds one input vector (2 KB = 1,024 BF16), so the banks cannot batch tokens.
+"""
 
 from __future__ import annotations
 
-from llmsim.devices.base import Device, is_matrix
-from llmsim.graph.ops import Op
+import functools
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from llmsim.config.base import DType
+from llmsim.config.memory import DramSpec
+from llmsim.devices.base import Cost, Device, Phase, is_matrix
+from llmsim.devices.pim_map import Geometry, Program, context_programs, mac_requests, score_programs, vmm_programs
+from llmsim.errors import ConfigError, UnsupportedOpError
+from llmsim.graph.ops import Op, OpKind
+from llmsim.memory import DramModel, DramStats, Requests
+
+TOKEN_ID_BYTES = 4  # one int32 token id per sequence from the host
+
+
+@functools.lru_cache(maxsize=4096)
+def _program_stats(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
+    """Every DRAM command of one channel program (cached per memory spec and row sequence)."""
+    op, row = mac_requests(rows, spec.rows)
+    zeros = np.zeros(len(op), np.int64)
+    return DramModel(spec).run(Requests(op, zeros, zeros, zeros, row))
+
+
+def _scale(s: DramStats, k: int) -> DramStats:
+    return DramStats(s.cycles, s.seconds, s.bytes * k, {n: v * k for n, v in s.commands.items()}, s.row_hits * k,
+                     s.row_misses * k, {n: v * k for n, v in s.energy_j.items()})
+
+
+def _flow(bank: list[float], asic: list[float]) -> float:
+    """Finish time of chunks that each run on the banks, then on the ASIC (chunk i's ASIC part
+    after its bank part and after chunk i-1's ASIC part; banks never wait for the ASIC)."""
+    tb = ta = 0.0
+    for b, a in zip(bank, asic, strict=True):
+        tb += b
+        if a > 0:
+            ta = max(ta, tb) + a
+    return max(tb, ta)
 
 
 class Pim(Device):
     kind = "pim"
-    units = {"banks": 1, "asic": 1}
+    cycle_level = True
+    units = {"banks": 1, "asic": 1, "link": 1}
 
+    def __init__(self, spec, fidelity="cycle", mode="graph"):
+        super().__init__(spec, fidelity, mode)
+        m = spec.memory
+        self.mem = m
+        self.t_mac = m.timing.values()["tCCD_MAC"] * m.tck_s  # seconds per MAC_AB
+        self.sram = spec.onchip_level("asic_sram")
+        if self.sram is None:
+            raise ConfigError(f"{spec.name}: PIM needs an onchip level named 'asic_sram' (the ASIC buffer)")
+
+    # ---- where an op runs ----------------------------------------------------------------
     def unit_for(self, op: Op) -> str:
-        return "banks" if is_matrix(op) else "asic"
+        return "banks" if is_matrix(op) or op.kind in (OpKind.kv_write, OpKind.embedding) else "asic"
 
     def compute_unit_for(self, op: Op) -> str:
         return "bank_mac" if is_matrix(op) else "asic"
 
+    # ---- rates -----------------------------------------------------------------------------
+    def geometry(self, dtype: DType) -> Geometry:
+        m, b = self.mem, dtype.bytes
+        burst = int(m.burst_bytes / b)
+        if self.spec.mac_lanes_per_bank < burst:
+            raise UnsupportedOpError(f"{self.spec.name}: mac_lanes_per_bank ({self.spec.mac_lanes_per_bank}) is "
+                                     f"narrower than one {dtype.value} burst ({burst} elements)")
+        return Geometry(m.channels, m.banks, int(m.row_bytes / b), burst, int(self.spec.global_buffer_bytes / b))
+
+    @property
+    def mac_peak_flops_per_s(self) -> float:
+        """All banks' MAC units, one MAC_AB every tCCD_MAC."""
+        return self.mem.channels * self.mem.banks * self.spec.mac_lanes_per_bank * 2 / self.t_mac
+
+    @property
+    def internal_bandwidth_bytes_per_s(self) -> float:
+        """Bytes the banks read for MACs: one burst per bank per tCCD_MAC."""
+        return self.mem.channels * self.mem.banks * self.mem.burst_bytes / self.t_mac
+
+    def asic_lanes(self, dtype: DType) -> float:
+        return self.spec.asic.flops_per_cycle.get(dtype) or min(self.spec.asic.flops_per_cycle.values())
+
+    # ---- roofline --------------------------------------------------------------------------
+    def _split_flops(self, op: Op) -> tuple[float, float]:
+        """(FLOPs on the bank MACs, FLOPs on the ASIC)."""
+        if op.kind == OpKind.matmul:
+            mac = 2.0 * op.dim("M") * op.dim("K") * op.dim("N")
+        elif op.kind == OpKind.attention:
+            mac = 2.0 * op.attr("score_flops")
+        else:
+            mac = 0.0
+        return mac, op.flops - mac
+
     def level_traffic(self, op: Op) -> list[tuple[str, float, float, float]]:
-        """Matrix ops read weights and KV inside the banks (bounded by the bank MACs' rate,
-        i.e. the compute term); only activations cross the channel bus."""
-        if not is_matrix(op):
-            return super().level_traffic(op)
-        mem = self.spec.memory
-        act = op.read.activation + op.write.activation
-        return [("dram", act, mem.peak_bandwidth_bytes_per_s, mem.energy_pj_per_bit_estimate * 8e-12),
-                ("dram_internal", op.read.weight + op.read.kv, float("inf"), 0.0)]
+        m, e = self.mem, self.mem.energy
+        bus = ("channel_bus", m.peak_bandwidth_bytes_per_s, e.io_pj_per_bit * 8e-12)
+        if is_matrix(op):
+            internal = op.read.weight + op.read.kv
+            return [("dram_internal", internal, self.internal_bandwidth_bytes_per_s, e.mac_pj_per_bit or 0.0),
+                    (bus[0], op.read.activation + op.write.activation, *bus[1:])]
+        if op.kind == OpKind.kv_write:
+            return [(bus[0], op.write.kv, *bus[1:])]
+        if op.kind == OpKind.embedding:
+            return [(bus[0], op.read.weight, *bus[1:])]
+        return [("asic_sram", op.bytes_total, self.sram.bandwidth_bytes_per_s, self.sram.energy_pj_per_byte * 1e-12)]
+
+    def bound(self, op: Op) -> Cost:
+        """max(bank-MAC FLOPs / MAC peak, ASIC FLOPs / ASIC peak, bytes_l / bandwidth_l)."""
+        mac, rest = self._split_flops(op)
+        if mac and self.spec.bank_mac.peak_flops_per_s(op.dtype) <= 0:
+            raise UnsupportedOpError(f"op {op.name}: {self.spec.name} bank MACs have no {op.dtype.value} path")
+        asic_peak = self.asic_lanes(op.dtype) * self.spec.asic.clock_hz
+        t_c = max(mac / self.mac_peak_flops_per_s, rest / asic_peak)
+        traffic = self.level_traffic(op)
+        t = max([t_c] + [b / bw for _, b, bw, _ in traffic if b])
+        energy = {"bank_mac": mac * self.spec.bank_mac.energy_per_flop_j(op.dtype),
+                  "asic": rest * self.spec.asic.energy_per_flop_j(op.dtype)}
+        for lvl, b, _, j in traffic:
+            energy[lvl] = b * j
+        return Cost(seconds=t, cycles=t / self.t_mac, compute_cycles=t_c / self.t_mac, flops=op.flops,
+                    bytes_by_level={lvl: b for lvl, b, _, _ in traffic}, energy_j=energy,
+                    phases=(Phase(self.unit_for(op), t),))
+
+    # ---- the ASIC ----------------------------------------------------------------------------
+    def asic_ops_per_element(self, fn: str) -> float:
+        """Vector-lane operations per element (counts in docs/pim.md): exp = Horner Taylor series
+        (a mul and an add per term), 1/x = seed + 3 ops per Newton step."""
+        s = self.spec
+        exp = 2 * s.exp_taylor_terms
+        recip = 1 + 3 * s.reciprocal_newton_iterations
+        gelu = 5 + 1 + exp + 1 + recip + 2 + 3  # u = c(x + a x^3); tanh u = 1 - 2/(e^2u + 1); x(1 + tanh)/2
+        silu = exp + 1 + recip + 1  # x / (1 + e^-x)
+        table = {"add": 1, "rope": 3, "relu": 1, "gelu": gelu, "gelu_mul": gelu + 1, "silu_mul": silu + 1,
+                 "softmax": 4 + exp, "layernorm": 8, "rmsnorm": 4, "reduce": 1}
+        if fn not in table:
+            raise UnsupportedOpError(f"{self.spec.name}: the ASIC has no '{fn}' routine")
+        return table[fn]
+
+    def asic_row_serial_cycles(self, fn: str, dtype: DType) -> float:
+        """Per-row cycles that do not vectorise: reduction trees and scalar Newton iterations."""
+        s, p = self.spec, self.spec.asic_pipeline_cycles
+        tree = math.ceil(math.log2(max(2, self.asic_lanes(dtype))))
+        if fn == "layernorm":
+            return 2 * tree + (1 + 4 * s.rsqrt_newton_iterations) * p
+        if fn == "rmsnorm":
+            return tree + (1 + 4 * s.rsqrt_newton_iterations) * p
+        if fn == "softmax":
+            return 2 * tree + (1 + 3 * s.reciprocal_newton_iterations) * p
+        return 0.0
+
+    def asic_seconds(self, fn: str, rows: int, width: int, dtype: DType, sram_bytes: float) -> tuple[float, float]:
+        """(seconds, lane ops) of ``rows`` x ``width`` elements of ``fn``: per row, the larger of
+        lane cycles and SRAM cycles, plus its serial part and the pipeline fill."""
+        lanes, clk = self.asic_lanes(dtype), self.spec.asic.clock_hz
+        ops = self.asic_ops_per_element(fn) * width
+        sram_per_row = sram_bytes / rows if rows else 0.0
+        row_cycles = max(math.ceil(ops / lanes), math.ceil(sram_per_row * clk / self.sram.bandwidth_bytes_per_s))
+        cycles = rows * (row_cycles + self.asic_row_serial_cycles(fn, dtype)) + self.spec.asic_pipeline_cycles
+        return cycles / clk, ops * rows
+
+    def _asic_cost(self, fn: str, rows: int, width: int, dtype: DType, sram_bytes: float,
+                   whole_row: bool = True) -> Cost:
+        """``whole_row``: the routine needs a whole row in the buffer (norms, softmax)."""
+        if whole_row and 3 * width * dtype.bytes > self.sram.capacity_bytes:
+            raise ConfigError(f"{self.spec.name}: a {width}-wide row does not fit asic_sram "
+                              f"({self.sram.capacity_bytes} B)")
+        t, ops = self.asic_seconds(fn, rows, width, dtype, sram_bytes)
+        return Cost(seconds=t, cycles=t * self.spec.asic.clock_hz, compute_cycles=t * self.spec.asic.clock_hz,
+                    bytes_by_level={"asic_sram": sram_bytes},
+                    energy_j={"asic": ops * self.spec.asic.energy_per_flop_j(dtype)
+                              + sram_bytes * self.sram.energy_pj_per_byte * 1e-12 + self._background(t)},
+                    phases=(Phase("asic", t),), stats={"asic_busy_s": t})
+
+    # ---- the banks ---------------------------------------------------------------------------
+    def _background(self, seconds: float) -> float:
+        return self.mem.energy.background_mw * 1e-3 * self.mem.channels * seconds
+
+    def run_programs(self, progs: list[Program], dtype: DType, out_bytes: float) -> tuple[float, DramStats, float]:
+        """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
+        groups: dict[tuple, list] = {}
+        for p in progs:
+            groups.setdefault(p.key(), [p, 0])[1] += 1
+        worst, total, bus = 0.0, None, 0.0
+        for p, k in groups.values():
+            s = _program_stats(self.mem, tuple(p.rows)) if p.rows else None
+            nbytes = p.gb_elems * dtype.bytes + p.out_elems * out_bytes
+            worst = max(worst, (s.seconds if s else 0.0) + nbytes / self.mem.channel_bandwidth_bytes_per_s)
+            bus += k * nbytes
+            if s:
+                total = _scale(s, k) if total is None else total + _scale(s, k)
+        return worst, total, bus
+
+    def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType) -> Cost:
+        """Energy, bytes and command counts of bank-side work lasting ``seconds``."""
+        e = self.mem.energy
+        d = stats.energy_j if stats else {}
+        cmds = stats.commands if stats else {}
+        mac_bytes = cmds.get("MAC_AB", 0) * self.mem.banks * self.mem.burst_bytes
+        rdwr_bytes = (cmds.get("RD", 0) + cmds.get("WR", 0)) * self.mem.burst_bytes
+        lane_flops = mac_bytes / dtype.bytes * 2
+        energy = {
+            "dram_act_pre": d.get("act_pre", 0.0), "dram_mac_rd": d.get("mac", 0.0) + d.get("rd_wr", 0.0),
+            "dram_io": d.get("io", 0.0) + bus_bytes * 8 * e.io_pj_per_bit * 1e-12,
+            "dram_refresh": d.get("refresh", 0.0), "dram_background": self._background(seconds),
+            "bank_mac": lane_flops * self.spec.bank_mac.energy_per_flop_j(dtype),
+        }
+        st = {f"dram_{k}": float(v) for k, v in cmds.items() if v}
+        if stats:
+            st |= {"row_hits": float(stats.row_hits), "row_misses": float(stats.row_misses)}
+        st |= {"bank_busy_s": seconds, "mac_bytes": float(mac_bytes)}
+        mac_cycles = cmds.get("MAC_AB", 0) / self.mem.channels * self.t_mac / self.mem.tck_s  # tCK issuing MACs
+        return Cost(seconds=seconds, cycles=seconds / self.mem.tck_s, compute_cycles=mac_cycles,
+                    flops=flops, bytes_by_level={"dram_internal": float(mac_bytes),
+                                                 "channel_bus": bus_bytes + rdwr_bytes},
+                    energy_j=energy, phases=(Phase("banks", seconds),), stats=st)
+
+    def _reduce(self, adds: int, dtype: DType) -> tuple[float, Cost]:
+        """Partial-sum / bias additions on the ASIC: (seconds, cost without phases)."""
+        if adds <= 0:
+            return 0.0, Cost()
+        c = self._asic_cost("reduce", 1, adds, dtype, 3.0 * adds * dtype.bytes, whole_row=False)
+        return c.seconds, replace(c, phases=())
+
+    # ---- cycle-level costs ---------------------------------------------------------------------
+    def cycle_cost(self, op: Op) -> Cost:
+        k = op.kind
+        if k == OpKind.matmul:
+            return self._matmul(op)
+        if k == OpKind.attention:
+            return self._attention(op)
+        if k == OpKind.kv_write:
+            return self._kv_write(op)
+        if k == OpKind.embedding:
+            return self._embedding(op)
+        rows, width = op.dim("rows"), op.dim("width")
+        fn = "add" if k == OpKind.elementwise and op.attr("fn") == "add" else op.attr("fn")
+        c = self._asic_cost(fn, rows, width, op.dtype, op.bytes_total, whole_row=op.kind == OpKind.norm)
+        return replace(c, flops=op.flops)
+
+    def _matmul(self, op: Op) -> Cost:
+        M, K, N = op.dim("M"), op.dim("K"), op.dim("N")
+        wdt = op.weight_dtype or op.dtype
+        g = self.geometry(wdt)
+        progs = [Program() for _ in range(g.channels)]
+        adds = vmm_programs(K, N, g, progs)
+        one = progs[0].passes
+        for _ in range(M - 1):
+            vmm_programs(K, N, g, progs)
+        t_bank, stats, bus = self.run_programs(progs, op.dtype, op.dtype.bytes)
+        bank = self._dram_cost(t_bank, stats, bus, op.flops, wdt)
+        # chunks = (token, K-tile); tile i > 0 adds N partial sums, the last tile also the bias
+        bias = N if op.attr("bias") else 0
+        per_chunk = [(N if i else 0) + (bias if i == one - 1 else 0) for i in range(one)] * M
+        t_add = [self._reduce(a, op.dtype)[0] for a in per_chunk]
+        t_total = _flow([t_bank / len(per_chunk)] * len(per_chunk), t_add)
+        _, red = self._reduce(adds * M + bias * M, op.dtype)
+        tail = t_total - t_bank
+        phases = (Phase("banks", t_bank),) + ((Phase("asic", tail),) if tail > 0 else ())
+        return replace(bank + red, seconds=t_total, phases=phases)
+
+    def _attention(self, op: Op) -> Cost:
+        B, H, Sq, Skv, D = (op.dim(x) for x in ("B", "H", "Sq", "Skv", "D"))
+        kdt = op.kv_dtype or op.dtype
+        g = self.geometry(kdt)
+        parts: dict[int, tuple] = {}
+        bank_t, asic_t, total = [], [], Cost()
+        for _ in range(B):
+            for i in range(Sq):
+                skv = Skv - Sq + i + 1 if op.attr("causal") else Skv
+                if skv not in parts:
+                    ps = [Program() for _ in range(g.channels)]
+                    score_programs(H, skv, D, g, ps)
+                    pc = [Program() for _ in range(g.channels)]
+                    adds = context_programs(H, skv, D, g, pc)
+                    ts, ss, bs = self.run_programs(ps, op.dtype, op.dtype.bytes)
+                    tc, sc, bc = self.run_programs(pc, op.dtype, op.dtype.bytes)
+                    sm = self._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes)
+                    tr, red = self._reduce(adds, op.dtype)
+                    flops = 4.0 * H * skv * D
+                    cost = (self._dram_cost(ts, ss, bs, flops / 2, kdt) + self._dram_cost(tc, sc, bc, flops / 2, kdt)
+                            + replace(sm, phases=()) + red)
+                    parts[skv] = (ts, sm.seconds, tc, tr, cost)
+                ts, tx, tc, tr, cost = parts[skv]
+                bank_t.append((ts, tc))
+                asic_t.append((tx, tr))
+                total = total + cost
+        # banks: S0, S1, C0, S2, C1, ... (scores of the next query while the ASIC runs softmax)
+        tb, ta = bank_t[0][0], 0.0
+        for i in range(len(bank_t)):
+            ta = max(ta, tb) + asic_t[i][0]
+            if i + 1 < len(bank_t):
+                tb += bank_t[i + 1][0]
+            tb = max(tb, ta) + bank_t[i][1]
+            if asic_t[i][1]:
+                ta = max(ta, tb) + asic_t[i][1]
+        t = max(tb, ta)
+        if len(bank_t) == 1:
+            (ts, tc), (tx, tr) = bank_t[0], asic_t[0]
+            phases = tuple(Phase(u, s) for u, s in (("banks", ts), ("asic", tx), ("banks", tc), ("asic", tr)) if s)
+        else:
+            phases = (Phase("banks", t),)
+        return replace(total, seconds=t, flops=op.flops, phases=phases)
+
+    def _kv_write(self, op: Op) -> Cost:
+        """K appended to its reserved row (row-major, contiguous bursts); V column-major: every
+        element to its own reserved row, one masked burst each (docs/pim.md)."""
+        rows, width = op.dim("rows"), op.dim("width")
+        g, m = self.geometry(op.kv_dtype or op.dtype), self.mem
+        kb = g.bursts(width)
+        v = np.arange(width, dtype=np.int64)
+        ch, bank, vrow = v % m.channels, (v // m.channels) % m.banks, v // (m.channels * m.banks)
+        parts = []
+        for r in range(rows):
+            kr = np.arange(kb, dtype=np.int64)
+            parts.append((kr % m.channels, np.zeros(kb, np.int64), (r + kr // (m.channels * g.row_elems)) % m.rows))
+            parts.append((ch, bank, (1 + rows + vrow) % m.rows))
+        c = np.concatenate([p[0] for p in parts])
+        b = np.concatenate([p[1] for p in parts])
+        rw = np.concatenate([p[2] for p in parts])
+        s = DramModel(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
+                                      b % m.banks_per_group, rw))
+        return self._dram_cost(s.seconds, s, 0.0, 0.0, op.kv_dtype or op.dtype)
+
+    def _embedding(self, op: Op) -> Cost:
+        """Token ids over the host link, table rows read over the channels, summed on the ASIC."""
+        rows, width, tables = op.dim("rows"), op.dim("width"), op.attr("tables", 1)
+        link = self.spec.host_link
+        t_link, e_link = 0.0, 0.0
+        if link is not None:
+            nbytes = rows * TOKEN_ID_BYTES
+            t_link = link.latency_s + nbytes / link.bandwidth_bytes_per_s
+            e_link = nbytes * 8 * link.energy_pj_per_bit * 1e-12
+        s = DramModel(self.mem).stream(int(op.read.weight))
+        bank = self._dram_cost(s.seconds, s, 0.0, 0.0, op.weight_dtype or op.dtype)
+        adds = (tables - 1) * rows * width
+        asic = self._asic_cost("add", rows, width, op.dtype, 3.0 * adds * op.dtype.bytes) if adds else None
+        cost = bank + Cost(energy_j={"host_link": e_link}, bytes_by_level={"host_link": rows * TOKEN_ID_BYTES})
+        phases = ((Phase("link", t_link),) if t_link else ()) + (Phase("banks", s.seconds),)
+        if asic:
+            cost, phases = cost + replace(asic, phases=()), phases + asic.phases
+        return replace(cost, seconds=sum(p.seconds for p in phases), flops=op.flops, phases=phases)

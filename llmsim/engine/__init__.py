@@ -9,7 +9,7 @@ from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Device, Fidelity, build_device
 from llmsim.engine.result import SimResult, StepResult
-from llmsim.engine.simulate import simulate_step
+from llmsim.engine.simulate import long_run_gc, simulate_step, step_done
 from llmsim.graph.lower import lower_decode, lower_prefill, phase_steps
 
 __all__ = ["SimResult", "StepResult", "make_device", "resolved_config", "simulate", "simulate_step"]
@@ -41,10 +41,12 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     """Prefill then ``gen - 1`` decode steps; each step is its own event-driven simulation."""
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
-    for i, g in enumerate(phase_steps(model, scenario)):
-        steps.append(simulate_step(g, dev))
-        if progress:
-            progress(i + 1, scenario.gen)
+    with long_run_gc():
+        for i, g in enumerate(phase_steps(model, scenario)):
+            steps.append(simulate_step(g, dev))
+            step_done()
+            if progress:
+                progress(i + 1, scenario.gen)
     return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen)
 
 

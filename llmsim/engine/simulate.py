@@ -17,7 +17,10 @@ one segment. No device-specific code lives here.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import networkx as nx
 import simpy
@@ -57,6 +60,24 @@ def _attribute(segs: list[list[Segment]], total: float) -> tuple[list[float], fl
     return share, idle + max(0.0, total - t_prev)
 
 
+@contextmanager
+def long_run_gc() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the results of finished steps.
+
+    A generation accumulates ~10^5 long-lived records; every collection of the oldest generation
+    re-traverses them (measured: ~40% of a 128-step gpt2-xl run). Call :func:`step_done` after a
+    step to move everything alive into the permanent generation; new garbage is still collected.
+    """
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def step_done() -> None:
+    gc.freeze()
+
+
 def _cuts(order: list[str], graph: nx.DiGraph) -> list[int]:
     """Positions of cut ops: no edge jumps over them, no source after, no sink before."""
     pos = {n: i for i, n in enumerate(order)}
@@ -94,16 +115,19 @@ def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
             yield env.timeout(phase.seconds)
             segments[name].append(Segment(phase.unit, t0, env.now, phase.issue))
 
+    any_issue = any(ph.issue for v in nodes for ph in costs[v].phases)
+
     def op_process(name: str, preds: list[str]):
         phases = costs[name].phases
         n_issue = 0
         while n_issue < len(phases) and phases[n_issue].issue:
             n_issue += 1
-        if preds:
-            yield env.all_of([issued[p] for p in preds]) if len(preds) > 1 else issued[preds[0]]
-        for ph in phases[:n_issue]:
-            yield from run_phase(name, ph)
-        issued[name].succeed()
+        if any_issue:  # without issue phases anywhere, "issued" is implied by "done"
+            if preds:
+                yield env.all_of([issued[p] for p in preds]) if len(preds) > 1 else issued[preds[0]]
+            for ph in phases[:n_issue]:
+                yield from run_phase(name, ph)
+            issued[name].succeed()
         if preds:
             yield env.all_of([done[p] for p in preds]) if len(preds) > 1 else done[preds[0]]
         for ph in phases[n_issue:]:
