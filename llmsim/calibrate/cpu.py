@@ -138,14 +138,14 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
 
     say("memory bandwidth (STREAM copy/triad)")
     n = max(4 * llc, 1 << 24 if quick else 1 << 27) // 4
-    a, b, c = be.empty(n), be.empty(n), be.empty(n)
-    copy = 8.0 * n / min(_time(lambda: be.copy(a, b), reps))
-    triad = 12.0 * n / min(_time(lambda: be.triad(a, b, c), reps))
+    arrays = [be.empty(n) for _ in range(3)]
+    copy = 8.0 * n / min(_time(lambda: be.copy(arrays[0], arrays[1]), reps))
+    triad = 12.0 * n / min(_time(lambda: be.triad(*arrays), reps))
     be.set_threads(1)
-    one = 12.0 * n / min(_time(lambda: be.triad(a, b, c), reps))
+    one = 12.0 * n / min(_time(lambda: be.triad(*arrays), reps))
     be.set_threads(be.threads)
     res.update(copy_bytes_per_s=copy, triad_bytes_per_s=triad, core_triad_bytes_per_s=one)
-    del a, b, c
+    arrays.clear()
     say(f"triad {triad / 1e9:.1f} GB/s, one core {one / 1e9:.1f} GB/s")
 
     say("per-op dispatch")
@@ -212,27 +212,32 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     host = socket.gethostname()
     gflops = ", ".join(f"{dt} {r / 1e9:.1f}" for dt, r in res["gemm_flops_per_s"].items())
+    quick = " (--quick: small sizes, few repeats)" if res["quick"] else ""
+
+    def gb(x: float) -> str:
+        return f"{x / 1e9:.2f}"
+
     return {
         "name": name or f"calibrated-{host}",
         "kind": "cpu",
         "description": f"{f.model_name}, {f.cores} cores, {f.isa} (measured by llmsim calibrate)",
         "source": {
             "measured": f"llmsim calibrate on {host} ({f.model_name}, {platform.machine()}), {when}, with "
-                        f"{res['backend']}, {threads} threads{' (--quick: small sizes, few repeats)' if res['quick'] else ''}",
-            "compute": f"cores = CPUs in this process's affinity set; clock {f.clock_hz / 1e9:.3f} GHz from {f.clock_how}; "
-                       f"flops_per_cycle = best square-matmul rate ({gflops} GFLOP/s) / (threads x clock): the "
-                       f"achieved large-GEMM rate, used as the peak",
+                        f"{res['backend']}, {threads} threads{quick}",
+            "compute": f"cores = CPUs in this process's affinity set; clock {f.clock_hz / 1e9:.3f} GHz from "
+                       f"{f.clock_how}; flops_per_cycle = best square-matmul rate ({gflops} GFLOP/s) / (threads x "
+                       "clock): the achieved large-GEMM rate, used as the peak",
             "register_tile": f"BLIS sgemm micro-kernel for {f.isa} (not measured)",
-            "memory": f"STREAM triad {res['triad_bytes_per_s'] / 1e9:.2f} GB/s (copy {res['copy_bytes_per_s'] / 1e9:.2f}), "
-                      f"one thread {res['core_triad_bytes_per_s'] / 1e9:.2f} GB/s. The DRAM organisation is not visible "
-                      f"from user space: bundled {dram.standard} preset ({DRAM_PRESET}) with {channels} channel(s), the fewest whose peak "
-                      f"covers the measured bandwidth, {ranks} rank(s) to hold {f.memory_bytes / 1e9:.1f} GB; "
-                      f"memory_efficiency = triad / peak",
+            "memory": f"STREAM triad {gb(res['triad_bytes_per_s'])} GB/s (copy {gb(res['copy_bytes_per_s'])}), one "
+                      f"thread {gb(res['core_triad_bytes_per_s'])} GB/s. The DRAM organisation is not visible from "
+                      f"user space: bundled {dram.standard} preset ({DRAM_PRESET}) with {channels} channel(s), the "
+                      f"fewest whose peak covers the measured bandwidth, {ranks} rank(s) to hold "
+                      f"{f.memory_bytes / 1e9:.1f} GB; memory_efficiency = triad / peak",
             "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
                       f"2 x {vec} B vector loads per cycle x clock (estimate)",
-            "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); parallel_region_s "
-                         "= all-thread minus one-thread time of an add above the parallel grain",
+            "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); "
+                         "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain",
             "power": "not measured (no RAPL access assumed): no energy_pj_per_flop / energy_pj_per_byte, static 0 W",
         },
         "memory": {"extends": DRAM_PRESET, "channels": channels, "ranks": ranks},
