@@ -41,6 +41,8 @@ Progress = Callable[[str], None]
 
 # The bundled DRAM preset a calibrated CPU's memory extends (channel and rank counts adjusted).
 DRAM_PRESET = "memory/ddr4.yaml"
+# Wall-clock budget (s) of the timed repeats of one GEMM size; bounds the run on slow dtypes.
+GEMM_BUDGET_S = 2.0
 
 
 def _torch():
@@ -130,8 +132,14 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         best = 0.0
         for n in sizes:
             a, b, c = be.empty(0, dt, (n, n)), be.empty(0, dt, (n, n)), be.empty(0, dt, (n, n))
-            t = min(_time(lambda a=a, b=b, c=c: be.matmul(a, b, c), reps))
+            t0 = time.perf_counter()
+            be.matmul(a, b, c)
+            once = time.perf_counter() - t0
+            # a slow path (e.g. fp16 without hardware support) gets fewer repeats and no larger sizes
+            t = min(_time(lambda a=a, b=b, c=c: be.matmul(a, b, c), max(1, min(reps, int(GEMM_BUDGET_S / once)))))
             best = max(best, 2.0 * n**3 / t)
+            if once > GEMM_BUDGET_S / 4:
+                break
         gemm[dt] = best
         say(f"GEMM {dt}: {best / 1e9:.1f} GFLOP/s")
     res["gemm_flops_per_s"] = gemm
