@@ -355,6 +355,36 @@ def report(input_path, out):
 
     _report(load_input(input_path), out)
 
+# ==== CPU calibration (branch cpu) ===========================================================
+@main.command()
+@click.option("--out", "out", required=True, metavar="FILE.yaml", help="where to write the measured CPU preset")
+@click.option("--name", default=None, help="preset name (default: calibrated-<hostname>)")
+@click.option("--quick", is_flag=True, help="small sizes and few repeats (seconds; for tests, not for use)")
+@click.option("--numpy", "use_numpy", is_flag=True, help="time with numpy even when PyTorch is installed")
+def calibrate(out, name, quick, use_numpy):
+    """Measure this machine's CPU (cores, GEMM rate per dtype, memory bandwidth, dispatch cost)
+    and write a `kind: cpu` preset that `--hw FILE.yaml` loads."""
+    import yaml
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from llmsim.calibrate.cpu import calibrate_cpu
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True,
+                  disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("calibrating", total=None)
+        preset = calibrate_cpu(quick=quick, name=name, prefer_torch=not use_numpy,
+                               progress=lambda msg: bar.update(task, description=msg))
+    header = "# Written by `llmsim calibrate`; see source: for what was measured, when and how.\n"
+    write_atomic(out, header + yaml.safe_dump(preset, sort_keys=False, width=120))
+    fpc = preset["cores"]["flops_per_cycle"]
+    click.echo(f"{preset['name']}: {preset['cores']['count']} cores, {preset['threads']} threads, "
+               f"{preset['cores']['clock_hz'] / 1e9:.2f} GHz, FLOP/cycle/core "
+               + ", ".join(f"{k} {v:g}" for k, v in fpc.items())
+               + f"; memory_efficiency {preset['memory_efficiency']:.2f}; dispatch "
+               f"{preset['framework']['eager_dispatch_s'] * 1e6:.1f} us")
+    click.echo(f"wrote {out}")
+# ==== end CPU calibration =====================================================================
+
 
 if __name__ == "__main__":
     main()

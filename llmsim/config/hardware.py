@@ -170,6 +170,51 @@ class CpuSpec(HardwareBase):
     def compute_units(self) -> dict[str, ComputeUnitSpec]:
         return {"cores": self.cores}
 
+    # ---- CPU cost-model facts (llmsim/devices/cpu.py) ----------------------------------------
+    private_levels: list[str] = Field(
+        default=["l1", "l2"],
+        description="onchip levels private to each core: their capacity_bytes and bandwidth_bytes_per_s are per "
+                    "core; the other levels are shared and give totals",
+    )
+    register_tile: tuple[int, int] = Field(
+        description="GEMM micro-kernel register block (rows of A, columns of B), elements; e.g. BLIS sgemm 32x12 "
+                    "on AVX-512, 8x12 on NEON",
+    )
+    cache_fill_fraction: float = Field(
+        default=0.5, gt=0, le=1,
+        description="share of a cache level one GEMM block may fill (the rest holds the other operands); also the "
+                    "share of a level that counts as room for a resident activation",
+    )
+    vector_flops_fraction: float = Field(
+        default=0.5, gt=0, le=1,
+        description="non-GEMM arithmetic (adds, muls, exp) as a fraction of the FMA rate flops_per_cycle: a plain "
+                    "add or mul is one FLOP per lane where an FMA is two",
+    )
+    core_memory_bandwidth_bytes_per_s: float | None = Field(
+        default=None, gt=0,
+        description="main-memory bandwidth one core can draw (outstanding misses / latency); None: no per-core limit",
+    )
+    parallel_grain_elements: int = Field(
+        default=32768, gt=0,
+        description="elements per thread below which the framework runs a pointwise op single-threaded "
+                    "(PyTorch at::internal::GRAIN_SIZE = 32768)",
+    )
+    parallel_region_s: float = Field(
+        default=0.0, ge=0, description="fork/join cost of one multi-threaded region (OpenMP), seconds",
+    )
+
+    @model_validator(mode="after")
+    def _cpu_levels(self) -> CpuSpec:
+        names = [lvl.name for lvl in self.onchip]
+        if names[:2] != ["l1", "l2"]:
+            raise ValueError(f"onchip: a cpu lists its caches innermost first, starting l1, l2 (have: {names})")
+        for p in self.private_levels:
+            if p not in names:
+                raise ValueError(f"private_levels: '{p}' is not an onchip level (have: {names})")
+        if min(self.register_tile) <= 0:
+            raise ValueError(f"register_tile must be positive, got {self.register_tile}")
+        return self
+
 
 class PimSpec(HardwareBase):
     kind: Literal["pim"] = "pim"
