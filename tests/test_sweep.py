@@ -150,12 +150,13 @@ def test_derived_fields_constraints_and_duplicates(tmp_path):
     spec = SweepSpec.from_dict({
         "hw": "pim", "model": "gpt2", "scenario": {"prompt": 8, "gen": 2}, "fidelity": "analytic",
         "axes": {"hw.memory.channels": [4, 8, 16], "hw.memory.banks_per_group": [2, 4], "scenario.batch": [1, 1]},
-        "derived": {"hw.bank_mac.count": "hw.memory.channels * hw.memory.bank_groups * hw.memory.banks_per_group"},
-        "constraints": ["hw.bank_mac.count <= 128", "avg_power_w <= 0"],
+        "derived": {"hw.static_power_w": "0.125 * hw.memory.channels * hw.memory.banks_per_group"},
+        "constraints": ["hw.memory.channels * hw.memory.bank_groups * hw.memory.banks_per_group <= 128",
+                        "avg_power_w <= 0"],
     })
     points, counts = spec.points()
     assert counts == {"sampled": 12, "filtered": 2, "duplicates": 5}  # 16ch x 4 banks/group = 256 MACs > 128
-    assert all(p.hw["bank_mac"]["count"] == p.hw["memory"]["channels"] * 4 * p.hw["memory"]["banks_per_group"]
+    assert all(p.hw["static_power_w"] == 0.125 * p.hw["memory"]["channels"] * p.hw["memory"]["banks_per_group"]
                for p in points)
     res = run_sweep(spec, tmp_path / "o", workers=1)
     assert len(res.rows) == 5 and all(r["status"] == "ok" and not r["feasible"] for r in res.rows)
