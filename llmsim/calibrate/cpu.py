@@ -36,6 +36,7 @@ from llmsim.calibrate.machine import (
     MachineFacts,
     machine_facts,
 )
+from llmsim.memory.stream import sequential_bandwidth
 
 Progress = Callable[[str], None]
 
@@ -201,8 +202,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
     if "fp32" not in fpc:
         raise CalibrationError("GEMM benchmark gave no fp32 rate")
     dram, _ = _dram_base()
-    channels = max(1, ceil(res["triad_bytes_per_s"] / dram.channel_bandwidth_bytes_per_s))
-    peak = channels * dram.channel_bandwidth_bytes_per_s
+    rate1 = sequential_bandwidth(dram)  # one channel's simulated sequential rate (cycle-level DRAM model)
+    channels = max(1, ceil(res["triad_bytes_per_s"] / rate1))
     ranks = max(1, ceil(f.memory_bytes / (channels * dram.capacity_bytes))) if f.memory_bytes else 1
     l1, rest = f.caches[0], f.caches[1:]
     vec = VECTOR_BYTES_BY_ISA[f.isa]
@@ -239,8 +240,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "memory": f"STREAM triad {gb(res['triad_bytes_per_s'])} GB/s (copy {gb(res['copy_bytes_per_s'])}), one "
                       f"thread {gb(res['core_triad_bytes_per_s'])} GB/s. The DRAM organisation is not visible from "
                       f"user space: bundled {dram.standard} preset ({DRAM_PRESET}) with {channels} channel(s), the "
-                      f"fewest whose peak covers the measured bandwidth, {ranks} rank(s) to hold "
-                      f"{f.memory_bytes / 1e9:.1f} GB; memory_efficiency = triad / peak",
+                      f"fewest whose simulated sequential rate covers the measured bandwidth, {ranks} rank(s) to hold "
+                      f"{f.memory_bytes / 1e9:.1f} GB; memory_efficiency = triad / the cycle-level DRAM model's sequential rate",
             "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
                       f"2 x {vec} B vector loads per cycle x clock (estimate)",
@@ -249,7 +250,7 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "power": "not measured (no RAPL access assumed): no energy_pj_per_flop / energy_pj_per_byte, static 0 W",
         },
         "memory": {"extends": DRAM_PRESET, "channels": channels, "ranks": ranks},
-        "memory_efficiency": round(min(1.0, res["triad_bytes_per_s"] / peak), 4),
+        "memory_efficiency": round(min(1.0, res["triad_bytes_per_s"] / (channels * rate1)), 4),
         "cores": {"count": f.cores, "clock_hz": float(f"{f.clock_hz:.6g}"), "flops_per_cycle": fpc},
         "threads": threads,
         "isa": f.isa,

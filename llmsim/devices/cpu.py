@@ -32,6 +32,7 @@ from llmsim.devices._cpu_blocking import Blocking, choose_blocking, gemm_traffic
 from llmsim.devices.base import Cost, Device, Phase
 from llmsim.errors import UnsupportedOpError
 from llmsim.graph.ops import Op, OpKind
+from llmsim.memory.stream import sequential_bandwidth
 
 
 class Cpu(Device):
@@ -80,10 +81,11 @@ class Cpu(Device):
         return lvl.bandwidth_bytes_per_s * (threads if self.private[i] else 1)
 
     def main_memory_bandwidth(self, threads: int) -> float:
-        """Sustained main-memory bandwidth for ``threads`` cores: the interface peak × the measured
-        ``memory_efficiency``, capped by what the cores can draw. The one place main memory is
-        modelled — to be replaced by ``llmsim.memory.DramModel(spec).stream`` when it lands."""
-        bw = self.spec.memory.peak_bandwidth_bytes_per_s * self.spec.memory_efficiency
+        """Sustained main-memory bandwidth for ``threads`` cores: the cycle-level DRAM model's
+        sequential rate (:func:`llmsim.memory.stream.sequential_bandwidth`) × the residual
+        ``memory_efficiency`` (what the DRAM timing does not explain: controller, prefetch, fabric),
+        capped by what the cores can draw. The one place main memory is modelled."""
+        bw = sequential_bandwidth(self.spec.memory) * self.spec.memory_efficiency
         per_core = self.spec.core_memory_bandwidth_bytes_per_s
         return min(bw, threads * per_core) if per_core else bw
 

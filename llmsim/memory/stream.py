@@ -50,6 +50,12 @@ def exact_limit_bytes(spec: DramSpec) -> int:
     return 2048 * spec.burst_bytes * spec.channels
 
 
+def sequential_bandwidth(spec: DramSpec) -> float:
+    """Steady-state bytes/s of a long sequential read, from the cycle-level simulation."""
+    prefix, long = _steady(spec, False)
+    return (long.bytes - prefix.bytes) / (long.seconds - prefix.seconds)
+
+
 def stream_cost(spec: DramSpec, n_bytes: float, *, write: bool = False) -> StreamCost:
     """Seconds, energy and row-hit rate of a sequential ``n_bytes`` read (or write)."""
     n = int(max(0, round(n_bytes)))
