@@ -10,6 +10,9 @@ to the uncontended value (validation runs take medians on a quiet machine instea
   ``memory_efficiency`` and ``core_memory_bandwidth_bytes_per_s``;
 * read bandwidth of arrays half the size of L2 and of L3 (dispatch time subtracted);
 * per-op dispatch: a 1-element add in a loop → ``framework.eager_dispatch_s``;
+* small-batch GEMMs on a weight ≥ 4 × the last-level cache: a 1-row matmul → ``gemv_weight_bytes_per_s``,
+  an 8-row matmul minus its FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight
+  before a multi-row GEMM; that pass streams the weight at its own, measured rate);
 * fork/join: the same add above the parallel grain with all threads vs one → ``parallel_region_s``.
 
 Not measurable from user space and therefore stated as estimates or left out in ``source:``: the
@@ -171,6 +174,19 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         t = min(_time(lambda arr=arr: be.sum(arr), many))
         res[f"l{lvl.level}_read_bytes_per_s"] = 4.0 * m / max(t - dispatch, t * 0.05)
 
+    say("weight streaming of small-batch GEMMs (GEMV, packed GEMM)")
+    side = 1024 if quick else max(2048, int((4 * llc / 4) ** 0.5))  # fp32 weight >= 4 x LLC
+    w = be.empty(0, "fp32", (side, side))
+    w_bytes = 4.0 * side * side
+    rates = {}
+    for rows in (1, 8):
+        a, c = be.empty(0, "fp32", (rows, side)), be.empty(0, "fp32", (rows, side))
+        rates[rows] = min(_time(lambda a=a, c=c: be.matmul(a, w, c), reps))
+    res["gemv_weight_bytes_per_s"] = w_bytes / rates[1]
+    compute_8 = 2.0 * 8 * side * side / gemm["fp32"]
+    res["pack_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
+    say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s, pack {res['pack_weight_bytes_per_s'] / 1e9:.1f} GB/s")
+
     res["parallel_region_s"] = 0.0
     if be.torch and be.threads > 1:
         say("parallel fork/join")
@@ -245,6 +261,10 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
                       f"2 x {vec} B vector loads per cycle x clock (estimate)",
+            "blas": "gemv_weight_bytes_per_s = fp32 weight bytes / time of a 1-row matmul on a square weight "
+                    ">= 4 x the last-level cache; pack_weight_bytes_per_s = the same weight / (time of an 8-row "
+                    "matmul minus its FLOPs at the measured GEMM rate): the library's packing of a DRAM-resident "
+                    "weight, which precedes each multi-row GEMM",
             "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); "
                          "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain",
             "power": "not measured (no RAPL access assumed): no energy_pj_per_flop / energy_pj_per_byte, static 0 W",
@@ -258,6 +278,7 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
         "private_levels": private,
         "register_tile": list(REGISTER_TILE_BY_ISA[f.isa]),
         "core_memory_bandwidth_bytes_per_s": float(f"{res['core_triad_bytes_per_s']:.4g}"),
+        **{k: float(f"{res[k]:.4g}") for k in ("gemv_weight_bytes_per_s", "pack_weight_bytes_per_s") if k in res},
         "parallel_region_s": float(f"{res['parallel_region_s']:.3g}"),
         "framework": {"eager_dispatch_s": float(f"{res['dispatch_s']:.3g}"), "synchronous": True},
     }

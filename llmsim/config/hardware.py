@@ -202,6 +202,15 @@ class CpuSpec(HardwareBase):
     parallel_region_s: float = Field(
         default=0.0, ge=0, description="fork/join cost of one multi-threaded region (OpenMP), seconds",
     )
+    gemv_weight_bytes_per_s: float | None = Field(
+        default=None, gt=0,
+        description="weight bytes/s the framework's BLAS streams in a 1-row GEMM (GEMV) from DRAM, all threads "
+                    "(measured by llmsim calibrate); None: no such limit")
+    pack_weight_bytes_per_s: float | None = Field(
+        default=None, gt=0,
+        description="weight bytes/s the framework's BLAS packs a DRAM-resident weight at before a multi-row GEMM, "
+                    "all threads (measured by llmsim calibrate); packing precedes the compute of each panel, so "
+                    "it adds; None: not modelled")
 
     @model_validator(mode="after")
     def _cpu_levels(self) -> CpuSpec:

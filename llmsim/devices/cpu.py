@@ -128,7 +128,9 @@ class Cpu(Device):
         t_compute = cycles / clock
         names = self.level_names()
         t_levels = [b / self.bandwidth(i, threads) for i, b in enumerate(traffic) if b > 0]
-        t = max([t_compute] + t_levels)
+        # a GEMV streams its weights no faster than the library's measured rate; packing a weight
+        # before a multi-row GEMM runs before the panel's compute on the same cores, so it adds
+        t = max([t_compute, stats.get("gemv_floor_s", 0.0)] + t_levels) + stats.get("pack_s", 0.0)
         if threads > 1:
             t += self.spec.parallel_region_s
         energy = {"compute": executed * self.spec.cores.energy_per_flop_j(op.dtype)}
@@ -165,6 +167,12 @@ class Cpu(Device):
             cycles += ceil(Me * N / threads) * E / (self.flops_per_cycle(op) * self.spec.vector_flops_fraction)
             executed += M * N
         stats = {"mc": blk.mc, "kc": blk.kc, "nc": blk.nc, "tiles": float(g.tiles)}
+        if weighted and b_home == self.dram_index:  # the BLAS library's measured weight-streaming rates
+            w_bytes = E * K * N * bw
+            if Me == 1 and self.spec.gemv_weight_bytes_per_s:
+                stats["gemv_floor_s"] = w_bytes / self.spec.gemv_weight_bytes_per_s
+            elif Me > 1 and self.spec.pack_weight_bytes_per_s:
+                stats["pack_s"] = w_bytes / self.spec.pack_weight_bytes_per_s
         return [E * x for x in g.bytes_by_level], cycles, threads, executed, stats
 
     def _attention(self, op: Op):
