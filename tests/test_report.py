@@ -86,3 +86,16 @@ def test_reports_render_in_headless_chromium_without_console_errors(inputs, tmp_
                                                                    "<script>null.x()</script></body>"))
     check = check_report(bad)
     assert not check.ok and check.rendered == check.charts - 1 and check.console_errors
+
+
+def test_validate_json_is_detected_as_a_validation_report():
+    import json
+    from pathlib import Path
+
+    from llmsim.report import detect
+
+    data = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "cpu_validation" / "val-gpt2.json"
+    d = json.loads(data.read_text())
+    assert detect(d) == "validation"
+    assert len(d["cases"]) == 4 and {c["phase"] for c in d["cases"]} == {"prefill", "decode"}
+    assert any(c["kind"] == "matmul" for c in d["op_classes"])

@@ -10,6 +10,7 @@ simulator's wall-clock attribution by op kind (``latency_breakdown_s``, idle exc
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from typing import Any
 
 from llmsim.errors import LlmsimError
@@ -92,7 +93,23 @@ def run_validation(hw, model, cases: list[tuple[str, int, int]], device: str, mo
         m = runner.time(phase, b, s, mode=mode, warmup=warmup, iters=iters, profile=profile).to_dict()
         p = predict(hw, model, phase, b, s, mode, runner.dtype_name)
         rows.append(score_row(m, p))
-    return {"hw": hw.name, "model": model.name, "rows": rows, "summary": summarize(rows)}
+    return report_fields({"hw": hw.name, "model": model.name, "rows": rows, "summary": summarize(rows)})
+
+
+def report_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """Add what ``llmsim report`` reads: ``kind``, named ``cases`` and per-op-class times (each class's
+    share of a case times the case's time, summed over cases, measured and predicted)."""
+    cases, classes = [], defaultdict(lambda: [0.0, 0.0])
+    for r in result["rows"]:
+        size = f"{r['batch']}x{r.get('seq') or r.get('context')}"
+        cases.append({"name": f"{r['phase']} {size} {r['mode']}", "phase": r["phase"],
+                      "measured_s": r["measured_s"], "predicted_s": r["predicted_s"]})
+        for k, v in (r.get("measured_share") or {}).items():
+            classes[k][0] += v * r["measured_s"]
+        for k, v in (r.get("predicted_share") or {}).items():
+            classes[k][1] += v * r["predicted_s"]
+    op_classes = [{"kind": k, "measured_s": m, "predicted_s": p} for k, (m, p) in sorted(classes.items()) if m > 0]
+    return result | {"kind": "validation", "cases": cases, "op_classes": op_classes}
 
 
 def format_table(result: dict[str, Any]) -> str:

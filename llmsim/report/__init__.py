@@ -47,10 +47,10 @@ def detect(data: dict[str, Any]) -> str:
     """``run``, ``sweep`` or ``validation``; an error naming the keys looked for otherwise."""
     if not isinstance(data, dict):
         raise LlmsimError("report input must be a JSON object or a sweep folder")
+    if data.get("kind") == "validation" or "cases" in data or "op_classes" in data:
+        return "validation"
     if data.get("kind") == "sweep" or "rows" in data:
         return "sweep"
-    if "cases" in data or "op_classes" in data:
-        return "validation"
     if "ttft_s" in data and "step_details" in data:
         return "run"
     raise LlmsimError("report input not recognised: expected a run JSON (ttft_s, step_details), a sweep folder "
