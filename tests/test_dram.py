@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml  # noqa: F401
-
-from llmsim.config.loader import load_yaml
 from pydantic import ValidationError
 
+from llmsim.config.loader import load_yaml
 from llmsim.config.memory import DramSpec
 from llmsim.memory import DramModel, Requests, TimingViolation, check_trace
 

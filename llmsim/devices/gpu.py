@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
 from llmsim.errors import ConfigError
-from llmsim.memory.stream import stream_cost
 from llmsim.graph.ops import Op, OpKind
+from llmsim.memory.stream import stream_cost
 
 _PARTIAL_BYTES = 4.0  # split-K / split-KV partial results are fp32
 
