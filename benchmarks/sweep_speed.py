@@ -25,8 +25,6 @@ SPACE = {
         "hw.mac_lanes_per_bank": {"logrange": [16, 256], "factor": 2},         # 5 (>= one bf16 burst)
         "hw.asic.clock_hz": {"logrange": [5.0e8, 2.0e9], "num": 5},           # 5  -> 200 points
     },
-    "derived": {"hw.bank_mac.flops_per_cycle.bf16": "2 * hw.mac_lanes_per_bank",
-                "hw.bank_mac.flops_per_cycle.fp16": "2 * hw.mac_lanes_per_bank"},
 }
 
 

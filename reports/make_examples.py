@@ -23,9 +23,7 @@ from llmsim.sweep import SweepSpec, run_sweep
 HERE = Path(__file__).resolve().parent
 SWEEP = {"hw": "pim", "model": "gpt2", "scenario": {"batch": 1, "prompt": 64, "gen": 8}, "fidelity": "cycle",
          "axes": {"hw.memory.channels": [1, 2, 4, 8, 16], "hw.mac_lanes_per_bank": [16, 32],
-                  "scenario.batch": [1, 4]},
-         "derived": {"hw.bank_mac.flops_per_cycle.fp16": "2 * hw.mac_lanes_per_bank",
-                     "hw.bank_mac.flops_per_cycle.bf16": "2 * hw.mac_lanes_per_bank"}}
+                  "scenario.batch": [1, 4]}}
 
 
 def main() -> int:

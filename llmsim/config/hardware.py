@@ -235,6 +235,7 @@ class PimSpec(HardwareBase):
 
     # ---- PIM-GPT specifics (llmsim/devices/pim.py; docs/pim.md) ----
     mac_lanes_per_bank: int = Field(default=16, gt=0, description="multipliers per bank MAC unit (one burst/MAC_AB)")
+    mac_dtypes: list[DType] = Field(default=[DType.bf16], min_length=1, description="formats the bank MACs compute in")
     global_buffer_bytes: int = Field(default=2048, gt=0, description="per-channel buffer broadcasting the input vector")
     exp_taylor_terms: int = Field(default=6, gt=0, description="Taylor-series terms of exp() on the ASIC")
     reciprocal_newton_iterations: int = Field(default=3, gt=0, description="Newton-Raphson steps of 1/x")
@@ -245,9 +246,18 @@ class PimSpec(HardwareBase):
     @classmethod
     def _derive_bank_mac(cls, data):
         """``bank_mac.count`` and ``clock_hz`` follow from ``memory`` (banks of all channels; one MAC_AB
-        every tCCD_MAC): filled in when omitted, so ``--set memory.channels=16`` stays consistent."""
+        every tCCD_MAC) and ``flops_per_cycle`` from ``mac_lanes_per_bank`` × ``mac_dtypes`` (2 FLOPs per
+        lane): filled in when omitted, so ``--set memory.channels=16`` or ``--set mac_lanes_per_bank=32``
+        stays consistent."""
         if not isinstance(data, dict) or not isinstance(data.get("bank_mac"), dict):
             return data
+        if "flops_per_cycle" not in data["bank_mac"]:
+            lanes = data.get("mac_lanes_per_bank", 16)
+            dtypes = data.get("mac_dtypes", [DType.bf16])
+            if isinstance(lanes, int) and isinstance(dtypes, list):
+                data = {**data, "bank_mac": {**data["bank_mac"],
+                                             "flops_per_cycle": {DType(d).value if isinstance(d, DType) else d: 2 * lanes
+                                                                 for d in dtypes}}}
         mem = data.get("memory")
         mem = mem.model_dump() if hasattr(mem, "model_dump") else mem
         try:
