@@ -13,6 +13,8 @@ to the uncontended value (validation runs take medians on a quiet machine instea
 * small-batch GEMMs on a weight ≥ 4 × the last-level cache: a 1-row matmul → ``gemv_weight_bytes_per_s``,
   an 8-row matmul minus its FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight
   before a multi-row GEMM; that pass streams the weight at its own, measured rate);
+* pointwise kernels as the reference model calls them (GELU-tanh, ReLU, SiLU·mul, GELU·mul, add, LayerNorm,
+  RMSNorm) on 64 × 1024 fp32, one thread, dispatch subtracted → ``pointwise_cycles_per_element``;
 * fork/join: the same add above the parallel grain with all threads vs one → ``parallel_region_s``.
 
 Not measurable from user space and therefore stated as estimates or left out in ``source:``: the
@@ -187,6 +189,10 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     res["pack_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
     say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s, pack {res['pack_weight_bytes_per_s'] / 1e9:.1f} GB/s")
 
+    if be.torch:
+        say("pointwise kernels (one thread, in cache)")
+        res["pointwise_s_per_element"] = _pointwise(be, dispatch, many)
+
     res["parallel_region_s"] = 0.0
     if be.torch and be.threads > 1:
         say("parallel fork/join")
@@ -198,6 +204,29 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         be.set_threads(be.threads)
         res["parallel_region_s"] = max(0.0, t_multi - dispatch - (t_single - dispatch) / be.threads)
     return res
+
+
+def _pointwise(be: _Backend, dispatch: float, reps: int) -> dict[str, float]:
+    """Seconds per element of the framework's pointwise kernels as llmsim's reference model calls them
+    (one thread, 64 x 1024 fp32 in cache, one dispatch subtracted)."""
+    torch, F = be.torch, be.torch.nn.functional
+    rows, width = 64, 1024
+    x, y = torch.rand(rows, width), torch.rand(rows, width)
+    w, b = torch.ones(width), torch.zeros(width)
+    kernels = {
+        "gelu": lambda: F.gelu(x, approximate="tanh"),
+        "relu": lambda: F.relu(x),
+        "silu_mul": lambda: F.silu(x) * y,
+        "gelu_mul": lambda: F.gelu(x, approximate="tanh") * y,
+        "add": lambda: x + y,
+        "layernorm": lambda: F.layer_norm(x, (width,), w, b, 1e-5),
+        "rmsnorm": lambda: F.rms_norm(x, (width,), w, 1e-5),
+    }
+    be.set_threads(1)
+    try:
+        return {k: max(0.0, min(_time(fn, reps)) - dispatch) / (rows * width) for k, fn in kernels.items()}
+    finally:
+        be.set_threads(be.threads)
 
 
 def _dram_base():
@@ -261,6 +290,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
                       f"2 x {vec} B vector loads per cycle x clock (estimate)",
+            "pointwise": "pointwise_cycles_per_element = (best-of-repeats time of the function on 64 x 1024 "
+                         "fp32, one thread, minus one dispatch) x clock / elements, as the reference model calls it",
             "blas": "gemv_weight_bytes_per_s = fp32 weight bytes / time of a 1-row matmul on a square weight "
                     ">= 4 x the last-level cache; pack_weight_bytes_per_s = the same weight / (time of an 8-row "
                     "matmul minus its FLOPs at the measured GEMM rate): the library's packing of a DRAM-resident "
@@ -279,6 +310,9 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
         "register_tile": list(REGISTER_TILE_BY_ISA[f.isa]),
         "core_memory_bandwidth_bytes_per_s": float(f"{res['core_triad_bytes_per_s']:.4g}"),
         **{k: float(f"{res[k]:.4g}") for k in ("gemv_weight_bytes_per_s", "pack_weight_bytes_per_s") if k in res},
+        **({"pointwise_cycles_per_element": {k: float(f"{v * f.clock_hz:.4g}")
+                                             for k, v in res["pointwise_s_per_element"].items()}}
+           if "pointwise_s_per_element" in res else {}),
         "parallel_region_s": float(f"{res['parallel_region_s']:.3g}"),
         "framework": {"eager_dispatch_s": float(f"{res['dispatch_s']:.3g}"), "synchronous": True},
     }

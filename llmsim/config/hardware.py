@@ -206,6 +206,11 @@ class CpuSpec(HardwareBase):
         default=None, gt=0,
         description="weight bytes/s the framework's BLAS streams in a 1-row GEMM (GEMV) from DRAM, all threads "
                     "(measured by llmsim calibrate); None: no such limit")
+    pointwise_cycles_per_element: dict[str, float] = Field(
+        default={},
+        description="core cycles per element of the framework's pointwise kernels, by function (gelu, relu, "
+                    "silu_mul, gelu_mul, add, layernorm, rmsnorm), one thread, in cache (measured by llmsim "
+                    "calibrate); a function not listed is costed by its FLOPs at the vector rate")
     pack_weight_bytes_per_s: float | None = Field(
         default=None, gt=0,
         description="weight bytes/s the framework's BLAS packs a DRAM-resident weight at before a multi-row GEMM, "

@@ -210,6 +210,8 @@ class Cpu(Device):
         threads = max(1, min(self.threads, ceil(elems / self.spec.parallel_grain_elements)))
         fpc = self.flops_per_cycle(op) if op.flops else 1.0
         cycles = op.flops / threads / (fpc * self.spec.vector_flops_fraction)
+        cpe = self.spec.pointwise_cycles_per_element.get(op.attr("fn", ""), 0.0)
+        cycles = max(cycles, ceil(elems / threads) * cpe)  # the framework kernel's measured per-element cost
         t = [0.0] * (len(self.levels) + 1)
         mem = op.read.weight + op.read.kv + op.write.kv
         act = op.read.activation + op.write.activation
