@@ -222,3 +222,22 @@ def test_calibrate_quick_writes_a_loadable_preset(tmp_path):
                                   "--mode", "eager", "--dtype", "fp32"])
     assert r.exit_code == 0, r.output
     assert ceil(spec.memory_efficiency * 100) <= 100
+
+
+def test_measured_pointwise_kernel_cost_is_a_floor_and_listed_functions_only():
+    from math import ceil
+
+    from llmsim.config.base import DType
+    from llmsim.config.loader import load_hardware
+    from llmsim.devices.base import build_device
+    from llmsim.graph import factory as f
+
+    hw = load_hardware("xeon-gold-6154")
+    slow = hw.model_copy(update={"pointwise_cycles_per_element": {"gelu": 50.0}})
+    gelu = f.activation("a", 64, 4096, "gelu", dtype=DType.fp32)
+    relu = f.activation("r", 64, 4096, "relu", dtype=DType.fp32)
+    c = build_device(slow).cost(gelu)
+    threads = c.stats["threads"]
+    assert c.device_seconds >= ceil(64 * 4096 / threads) * 50.0 / hw.cores.clock_hz
+    assert c.device_seconds > build_device(hw).cost(gelu).device_seconds
+    assert build_device(slow).cost(relu).device_seconds == build_device(hw).cost(relu).device_seconds
