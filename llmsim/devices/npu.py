@@ -15,9 +15,9 @@ Cycle-level model (``fidelity="cycle"``):
   unit. A matmul bias is added by the vector unit in the output path.
 * **norm, activation, elementwise, embedding, kv_write** run on the vector unit, streamed from
   DRAM with DMA double buffering: time = max(FLOPs / vector peak, bytes / DMA bandwidth).
-* **Main memory** is the cycle-level DRAM model: :func:`main_memory` streams a representative
-  4 MiB sequential read and write through :class:`llmsim.memory.DramModel` once per DRAM spec and
-  uses the achieved bandwidth and the energy per byte (by DRAM component) for every transfer --
+* **Main memory** is the cycle-level DRAM model: :func:`main_memory` takes the steady state of a long
+  sequential read and write (:func:`llmsim.memory.stream.steady_rate`, simulated once per DRAM spec)
+  and uses its bandwidth and energy per byte (by DRAM component) for every transfer --
   the stated approximation: no per-op command simulation, no interference between streams.
 * **Energy**: MACs at the array's pJ/FLOP by dtype, SRAM bytes (array-side accesses plus DMA
   fills and drains) at the buffers' pJ/B, DRAM bytes from the DRAM model's components, vector
@@ -35,9 +35,7 @@ from llmsim.config.memory import DramSpec
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
 from llmsim.devices.npu_map import BUFFERS, ArrayConfig, GemmMapping, map_gemm
 from llmsim.graph.ops import FLOPS_PER_ELEMENT, Op, OpKind
-from llmsim.memory import DramModel
-
-STREAM_BYTES = 4 << 20  # representative DMA stream, bytes (several tREFI on every preset)
+from llmsim.memory.stream import steady_rate
 
 
 @dataclass(frozen=True)
@@ -57,13 +55,10 @@ class MainMemory:
 
 @functools.lru_cache(maxsize=64)
 def main_memory(spec: DramSpec) -> MainMemory:
-    """The one place the NPU talks to main memory: a cached representative stream each way."""
-    model = DramModel(spec)
-    rd = model.stream(STREAM_BYTES)
-    wr = model.stream(STREAM_BYTES, write=True)
-    return MainMemory(rd.bandwidth_bytes_per_s, wr.bandwidth_bytes_per_s,
-                      {k: v / rd.bytes for k, v in rd.energy_j.items()},
-                      {k: v / wr.bytes for k, v in wr.energy_j.items()})
+    """The one place the NPU talks to main memory: the simulated steady state of each direction."""
+    rd_bw, rd_e = steady_rate(spec)
+    wr_bw, wr_e = steady_rate(spec, write=True)
+    return MainMemory(rd_bw, wr_bw, rd_e, wr_e)
 
 
 class Npu(Device):

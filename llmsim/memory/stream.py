@@ -50,10 +50,18 @@ def exact_limit_bytes(spec: DramSpec) -> int:
     return 2048 * spec.burst_bytes * spec.channels
 
 
+def steady_rate(spec: DramSpec, *, write: bool = False) -> tuple[float, dict[str, float]]:
+    """Steady state of long sequential traffic from the cycle-level simulation: (bytes/s, joules per
+    byte by DRAM energy component), taken past the exact prefix so start-up latency is excluded."""
+    prefix, long = _steady(spec, write)
+    n = long.bytes - prefix.bytes
+    energy = {k: (long.energy_j.get(k, 0.0) - prefix.energy_j.get(k, 0.0)) / n for k in long.energy_j}
+    return n / (long.seconds - prefix.seconds), energy
+
+
 def sequential_bandwidth(spec: DramSpec) -> float:
     """Steady-state bytes/s of a long sequential read, from the cycle-level simulation."""
-    prefix, long = _steady(spec, False)
-    return (long.bytes - prefix.bytes) / (long.seconds - prefix.seconds)
+    return steady_rate(spec)[0]
 
 
 def stream_cost(spec: DramSpec, n_bytes: float, *, write: bool = False) -> StreamCost:
