@@ -236,7 +236,10 @@ def list_cmd():
             src = data.get("source", "")
             if isinstance(src, dict):
                 src = next(iter(src.values()), "")
-            kind = data.get("kind") or data.get("standard") or data.get("arch", "decoder")
+            if name.startswith("framework/"):
+                kind, src = "framework", "eager calls per op kind (extended by GPU presets)"
+            else:
+                kind = data.get("kind") or data.get("standard") or data.get("arch", "decoder")
             click.echo(f"  {name:<22} {kind:<16} {str(src)[:90]}")
 
 

@@ -120,6 +120,24 @@ def test_unknown_eager_dispatch_kind_is_refused():
         build_device(GpuSpec.model_validate(d))
 
 
+def test_eager_host_time_counts_every_framework_call():
+    from llmsim.errors import ConfigError
+
+    spec = SPECS["h100"]
+    fw = spec.framework
+    kv = f.kv_write("w", 1, 768, dtype=DType.fp16)
+    graph, eager = build_device(spec, mode="graph"), build_device(spec, mode="eager")
+    c = fw.calls("kv_write")
+    assert c.kernels == 2 and c.host_calls > 0
+    assert eager.host_seconds(kv) == pytest.approx(c.kernels * fw.eager_dispatch_s + c.host_calls * fw.eager_host_call_s)
+    # every kernel the op launches pays the device-side fixed cost, in graph mode too
+    assert graph.cost(kv).seconds == pytest.approx(graph.cycle_cost(kv).seconds + 2 * fw.kernel_overhead_s)
+    d = spec.model_dump()
+    d["framework"]["calls_per_op"] = {"gemm": {"kernels": 1}}
+    with pytest.raises(ConfigError, match="calls_per_op.gemm"):
+        build_device(GpuSpec.model_validate(d))
+
+
 def test_h100_microbenchmark_fit_stays_within_15_percent():
     """The preset against the measured H100 microbenchmarks (device-level check, see docs/validation.md)."""
     import importlib.util

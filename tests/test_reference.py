@@ -99,3 +99,38 @@ def test_graph_mode_on_cpu_is_refused():
     r = CliRunner().invoke(main, ["validate", "--hw", "xeon-gold-6154", "--model", "gpt2", "--set", "model.n_layers=1",
                                   "--mode", "graph", "--cases", "decode:1x8", "--iters", "1"])
     assert r.exit_code == 2 and "CUDA graphs" in r.output
+
+
+def test_annotated_profile_attributes_every_call_to_an_op_kind():
+    from llmsim.graph.ops import OpKind
+    from llmsim.reference import model as refmodel
+    from llmsim.reference.timing import Runner
+
+    r = Runner(load_model("gpt2", [(["n_layers"], 2)]), device="cpu")
+    calls = r.calls("decode", 2, 16)
+    assert set(calls) == {k.value for k in OpKind}  # every kind seen, nothing else (no name-guessed class)
+    assert all(c["seconds"] > 0 for c in calls.values())
+    assert calls["attention"]["kernels"] == 2 and calls["matmul"]["kernels"] == 2 * 4 + 1
+    assert not refmodel._annotating  # timing runs carry no profiler ranges
+    shares = r.profile("prefill", 1, 8)
+    assert set(shares) == set(calls)
+
+
+def test_pytorch_eager_preset_counts_are_the_references():
+    """framework/pytorch-eager.yaml's calls per op are what a profile of the reference counts, the same
+    for every GPT-2 size (one table, no per-model constants)."""
+    from llmsim.calibrate.framework import calls_per_op
+    from llmsim.config.loader import load_hardware
+
+    fw = load_hardware("h100").framework
+    for name, layers in (("gpt2", 2), ("gpt2-xl", 1)):
+        counted = calls_per_op(load_model(name, [(["n_layers"], layers)]), "decode", 1, 32)
+        for kind, c in counted.items():
+            want = fw.calls(kind)
+            assert (c["kernels"], round(c["host_calls"])) == (want.kernels, want.host_calls), (name, kind, c)
+
+
+def test_host_call_seconds_is_microseconds():
+    from llmsim.calibrate.framework import host_call_seconds
+
+    assert 1e-8 < host_call_seconds(repeats=2, loops=50) < 1e-4

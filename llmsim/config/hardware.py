@@ -67,18 +67,38 @@ class LinkSpec(Spec):
     energy_pj_per_bit: float = Field(default=0.0, ge=0)
 
 
+class OpCallsSpec(Spec):
+    """What the framework runs for one llmsim op: kernels it launches and calls that launch none."""
+
+    kernels: int = Field(default=1, ge=0, description="kernels launched per op")
+    host_calls: int = Field(default=0, ge=0, description="framework calls per op that launch no kernel "
+                            "(views, reshapes, slices, selects)")
+
+
 class FrameworkSpec(Spec):
     """Per-kernel costs of running under a framework (DESIGN law 7).
 
     ``eager_dispatch_s``: host time to dispatch one kernel in eager mode (the host runs
     ahead of the device asynchronously). ``graph_dispatch_s``: the same inside a captured
     graph replay. ``kernel_overhead_s``: fixed device-side cost per kernel (launch, tail).
+    ``calls_per_op``: by op kind, the kernels and host-only calls an eager framework runs for
+    one llmsim op (an op kind not listed: one kernel, no host-only call); counted from a
+    profile of the PyTorch reference (``benchmarks/framework_calls.py``). ``eager_host_call_s``:
+    host time of one host-only call.
     """
 
     eager_dispatch_s: float = Field(default=0.0, ge=0)
     graph_dispatch_s: float = Field(default=0.0, ge=0)
     kernel_overhead_s: float = Field(default=0.0, ge=0)
+    eager_host_call_s: float = Field(default=0.0, ge=0)
+    calls_per_op: dict[str, OpCallsSpec] = Field(default_factory=dict)
     synchronous: bool = Field(default=False, description="host waits for each op (CPU frameworks)")
+
+    def calls(self, kind: str) -> OpCallsSpec:
+        return self.calls_per_op.get(kind) or _ONE_KERNEL
+
+
+_ONE_KERNEL = OpCallsSpec()
 
 
 class HardwareBase(Spec):

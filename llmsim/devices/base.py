@@ -104,6 +104,11 @@ class Device:
 
     def __init__(self, spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph"):
         self.spec = spec
+        known = {k.value for k in OpKind}
+        for k in spec.framework.calls_per_op:
+            if k not in known:
+                raise ConfigError(f"{spec.name}: framework.calls_per_op.{k} is not an op kind "
+                                  f"({', '.join(sorted(known))})")
         self.fidelity: Fidelity = fidelity
         self.mode = mode
         self._cache: dict[tuple, Cost] = {}
@@ -168,12 +173,20 @@ class Device:
         """Cycle-level cost; devices without one yet use the roofline."""
         return self.bound(op)
 
-    def host_phases(self, op: Op) -> tuple[Phase, ...]:
-        """Framework dispatch (DESIGN law 7): eager pays ``eager_dispatch_s`` per kernel on the
-        host, graph replay ``graph_dispatch_s``; asynchronous unless the framework is synchronous."""
+    def host_seconds(self, op: Op) -> float:
+        """Host time to issue ``op`` (DESIGN law 7): eager pays ``eager_dispatch_s`` per kernel the
+        framework launches for it and ``eager_host_call_s`` per call that launches none (views);
+        graph replay pays ``graph_dispatch_s`` per kernel."""
         fw = self.spec.framework
-        t = fw.eager_dispatch_s if self.mode == "eager" else fw.graph_dispatch_s
-        return (Phase("host", t, issue=not fw.synchronous),) if t > 0 else ()
+        calls = fw.calls(op.kind.value)
+        if self.mode == "eager":
+            return calls.kernels * fw.eager_dispatch_s + calls.host_calls * fw.eager_host_call_s
+        return calls.kernels * fw.graph_dispatch_s
+
+    def host_phases(self, op: Op) -> tuple[Phase, ...]:
+        """The host's issue phase (asynchronous unless the framework is synchronous)."""
+        t = self.host_seconds(op)
+        return (Phase("host", t, issue=not self.spec.framework.synchronous),) if t > 0 else ()
 
     def cost(self, op: Op) -> Cost:
         """Cached cost of ``op`` at this device's fidelity, with framework overheads."""
@@ -185,7 +198,8 @@ class Device:
             raise UnsupportedOpError(f"op {op.name} ({op.kind.value}, {op.dtype.value}) is not supported by "
                                      f"{self.spec.name}")
         c = self.bound(op) if self.fidelity == "analytic" else self.cycle_cost(op)
-        k = self.spec.framework.kernel_overhead_s
+        fw = self.spec.framework
+        k = fw.kernel_overhead_s * fw.calls(op.kind.value).kernels  # fixed cost of every kernel the op launches
         if k > 0:
             c = replace(c, seconds=c.seconds + k,
                         phases=tuple(replace(p, seconds=p.seconds + k) if i == len(c.phases) - 1 else p

@@ -267,12 +267,11 @@ class Gpu(Device):
         return Cost(seconds=t, cycles=t * clk, compute_cycles=k.compute_s * clk, flops=op.flops,
                     bytes_by_level=levels, energy_j=energy, phases=(Phase(self.unit_for(op), t),), stats=k.stats)
 
-    def host_phases(self, op: Op) -> tuple[Phase, ...]:
-        """Eager: ``framework.eager_dispatch_s`` plus the op kind's extra host time (PyTorch's
-        per-op overhead differs: a cuBLAS GEMM or SDPA call costs more than an add)."""
-        fw = self.spec.framework
+    def host_seconds(self, op: Op) -> float:
+        """Eager: the framework's calls for the op (:meth:`Device.host_seconds`) plus the op kind's
+        extra host time (PyTorch's per-op overhead differs: a cuBLAS GEMM or SDPA call costs more
+        than an add); graph replay: ``graph_dispatch_s`` per kernel."""
+        t = super().host_seconds(op)
         if self.mode == "eager":
-            t = fw.eager_dispatch_s + self.spec.kernels.eager_dispatch_extra_s.get(op.kind.value, 0.0)
-        else:
-            t = fw.graph_dispatch_s
-        return (Phase("host", t, issue=not fw.synchronous),) if t > 0 else ()
+            t += self.spec.kernels.eager_dispatch_extra_s.get(op.kind.value, 0.0)
+        return t

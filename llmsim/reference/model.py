@@ -10,6 +10,9 @@ lowering, the LM head runs on the last position only unless ``all_logits`` is as
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,6 +21,25 @@ from llmsim.config.model import ModelSpec
 from llmsim.errors import ConfigError
 
 _EPS = 1e-5
+LABEL = "llmsim::"  # profiler ranges named LABEL + op kind mark which llmsim op every framework call belongs to
+_annotating = False
+
+
+@contextlib.contextmanager
+def annotated() -> Iterator[None]:
+    """Within this block, the reference wraps the framework calls of each llmsim op in a profiler
+    range ``llmsim::<op kind>`` (:func:`torch.profiler.record_function`), so a profile attributes
+    kernel time and call counts to op kinds without guessing from kernel names. Off for timing."""
+    global _annotating
+    prev, _annotating = _annotating, True
+    try:
+        yield
+    finally:
+        _annotating = prev
+
+
+def _op(kind: str):
+    return torch.profiler.record_function(LABEL + kind) if _annotating else contextlib.nullcontext()
 
 
 class _Norm(nn.Module):
@@ -28,9 +50,10 @@ class _Norm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(d)) if kind == "layernorm" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "layernorm":
-            return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, _EPS)
-        return F.rms_norm(x, (x.shape[-1],), self.weight, _EPS)
+        with _op("norm"):
+            if self.kind == "layernorm":
+                return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, _EPS)
+            return F.rms_norm(x, (x.shape[-1],), self.weight, _EPS)
 
 
 def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -56,44 +79,65 @@ class _Layer(nn.Module):
         self.down = nn.Linear(m.d_ff, m.d_model, bias=m.bias)
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.up(x)
+        with _op("matmul"):
+            h = self.up(x)
         f = self.m.ffn
-        if f == "gelu_mlp":
-            h = F.gelu(h, approximate="tanh")
-        elif f == "relu_mlp":
-            h = F.relu(h)
-        else:
-            g, u = h.chunk(2, dim=-1)
-            h = (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
-        return self.down(h)
+        with _op("activation"):
+            if f == "gelu_mlp":
+                h = F.gelu(h, approximate="tanh")
+            elif f == "relu_mlp":
+                h = F.relu(h)
+            else:
+                g, u = h.chunk(2, dim=-1)
+                h = (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
+        with _op("matmul"):
+            return self.down(h)
 
     def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
         m = self.m
         B, S, _ = x.shape
-        q, k, v = self.qkv(x).split([m.q_dim, m.kv_dim, m.kv_dim], dim=-1)
-        q = q.view(B, S, m.n_heads, m.hd).transpose(1, 2)
-        k = k.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
-        v = v.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
+        with _op("matmul"):
+            qkv = self.qkv(x)
+        with _op("attention"):  # the head split is views: the attention op's
+            q, k, v = qkv.split([m.q_dim, m.kv_dim, m.kv_dim], dim=-1)
+            q = q.view(B, S, m.n_heads, m.hd).transpose(1, 2)
+            k = k.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
+            v = v.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
         if m.positions == "rotary":
-            pos = torch.arange(start, start + S, device=x.device)
-            q, k = _rope(q, pos), _rope(k, pos)
-        cache[0, :, :, start:start + S] = k
-        cache[1, :, :, start:start + S] = v
-        keys, vals = cache[0, :, :, : start + S], cache[1, :, :, : start + S]
-        gqa = m.kv_heads != m.n_heads
-        if S == 1 or start == 0:
-            o = F.scaled_dot_product_attention(q, keys, vals, is_causal=S > 1, enable_gqa=gqa)
-        else:  # a chunk after a cached prefix: explicit causal mask with the offset
-            mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(start)
-            o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
-        return self.out(o.transpose(1, 2).reshape(B, S, m.q_dim))
+            with _op("elementwise"):
+                pos = torch.arange(start, start + S, device=x.device)
+                q, k = _rope(q, pos), _rope(k, pos)
+        with _op("kv_write"):
+            cache[0, :, :, start:start + S] = k
+            cache[1, :, :, start:start + S] = v
+        with _op("attention"):
+            keys, vals = cache[0, :, :, : start + S], cache[1, :, :, : start + S]
+            gqa = m.kv_heads != m.n_heads
+            if S == 1 or start == 0:
+                o = F.scaled_dot_product_attention(q, keys, vals, is_causal=S > 1, enable_gqa=gqa)
+            else:  # a chunk after a cached prefix: explicit causal mask with the offset
+                mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(start)
+                o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
+            o = o.transpose(1, 2).reshape(B, S, m.q_dim)
+        with _op("matmul"):
+            return self.out(o)
 
     def forward(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
         if self.m.norm_position == "pre":
-            x = x + self._attn(self.norm1(x), cache, start)
-            return x + self._mlp(self.norm2(x))
-        x = self.norm1(x + self._attn(x, cache, start))
-        return self.norm2(x + self._mlp(x))
+            a = self._attn(self.norm1(x), cache, start)
+            with _op("elementwise"):
+                x = x + a
+            f = self._mlp(self.norm2(x))
+            with _op("elementwise"):
+                return x + f
+        a = self._attn(x, cache, start)
+        with _op("elementwise"):
+            x = x + a
+        x = self.norm1(x)
+        f = self._mlp(x)
+        with _op("elementwise"):
+            x = x + f
+        return self.norm2(x)
 
 
 class ReferenceModel(nn.Module):
@@ -142,20 +186,28 @@ class ReferenceModel(nn.Module):
         S = ids.shape[1]
         if start + S > cache.shape[-2]:
             raise ConfigError(f"reference: positions up to {start + S} exceed the cache ({cache.shape[-2]})")
-        x = self.tok(ids)
+        with _op("embedding"):
+            x = self.tok(ids)
         if self.project_in is not None:
-            x = self.project_in(x)
+            with _op("matmul"):
+                x = self.project_in(x)
         if self.pos is not None:
-            x = x + self.pos(torch.arange(start, start + S, device=ids.device) + s.position_offset)
+            with _op("embedding"):
+                x = x + self.pos(torch.arange(start, start + S, device=ids.device) + s.position_offset)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cache[i], start)
+            with _op("attention"):  # the layer's cache slice (a view) serves its attention
+                c = cache[i]
+            x = layer(x, c, start)
         if not all_logits:
-            x = x[:, -1]
+            with _op("matmul"):  # the LM head reads the last position only
+                x = x[:, -1]
         if self.final_norm is not None:
             x = self.final_norm(x)
         if self.project_out is not None:
-            x = self.project_out(x)
-        return F.linear(x, self.tok.weight if self.lm_head is None else self.lm_head.weight)
+            with _op("matmul"):
+                x = self.project_out(x)
+        with _op("matmul"):
+            return F.linear(x, self.tok.weight if self.lm_head is None else self.lm_head.weight)
 
 
 def param_count(model: nn.Module) -> int:

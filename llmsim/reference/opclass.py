@@ -20,10 +20,18 @@ _RULES: list[tuple[str, str]] = [
     (r"add|mul|sub|div|cat|neg|elementwise|vectorized|unrolled|cos|sin|pow|rsqrt|mean", "elementwise"),
 ]
 _COMPILED = [(re.compile(p, re.IGNORECASE), k) for p, k in _RULES]
+_VIEWS = re.compile(r"^aten::(view|reshape|_reshape_alias|transpose|split|split_with_sizes|slice|select|t|expand|"
+                    r"as_strided|unsqueeze|squeeze|alias|chunk|unflatten|permute|_unsafe_view|detach|"
+                    r"resolve_conj|resolve_neg|empty|empty_strided|empty_like|result_type|lift_fresh)$")
 _IGNORE = re.compile(r"^aten::(view|reshape|transpose|split|split_with_sizes|slice|select|t|expand|as_strided|"
                      r"unsqueeze|squeeze|contiguous|empty|empty_like|zeros|detach|to|_to_copy|arange|resolve_conj|"
                      r"alias|chunk|unflatten|permute|clone|_unsafe_view|lift_fresh|scalar_tensor|item|"
                      r"_local_scalar_dense|result_type|fill_|zero_|normal_|random_)$")
+
+
+def is_view_op(name: str) -> bool:
+    """ATen ops that only make a view or bookkeeping on the host (no kernel of their own)."""
+    return bool(_VIEWS.match(name))
 
 
 def op_class(name: str) -> str | None:

@@ -94,9 +94,30 @@ class Runner:
                 fn()
             self._sync()
             samples = [self._timed(fn) for _ in range(iters)]
-            prof = profile_step(fn, self.device.type) if profile else {}
+            prof = self.profile(phase, batch, seq) if profile else {}
         return Measurement(phase, batch, seq, self.device.type, mode, self.dtype_name, statistics.median(samples),
                            samples, prof)
+
+    def profile(self, phase: str, batch: int, seq: int) -> dict[str, float]:
+        """Seconds per op kind of one eager step, from an annotated profile (the kernels a CUDA-graph
+        replay runs are the eager step's, so graph-mode cases share this attribution)."""
+        from llmsim.reference.model import annotated
+
+        fn = self.step_fn(phase, batch, seq)
+        with torch.inference_mode(), annotated():
+            fn()
+            self._sync()
+            return profile_step(fn, self.device.type)
+
+    def calls(self, phase: str, batch: int, seq: int) -> dict[str, dict[str, float]]:
+        """Framework calls and kernels per op kind of one eager step (:func:`profile_calls`)."""
+        from llmsim.reference.model import annotated
+
+        fn = self.step_fn(phase, batch, seq)
+        with torch.inference_mode(), annotated():
+            fn()
+            self._sync()
+            return profile_calls(fn, self.device.type)
 
     def _timed(self, fn) -> float:
         if self.device.type == "cuda":
@@ -126,28 +147,73 @@ def _capture(fn, warmup: int):
 
 
 def profile_step(fn, device_type: str) -> dict[str, float]:
-    """Seconds per llmsim op kind of one step, from torch.profiler: CUDA kernel time on CUDA,
-    self CPU time of ATen ops on CPU."""
+    """Seconds per llmsim op kind of one step (see :func:`profile_calls`)."""
+    return {k: v["seconds"] for k, v in profile_calls(fn, device_type).items() if v["seconds"] > 0}
+
+
+
+def profile_calls(fn, device_type: str) -> dict[str, dict[str, float]]:
+    """Per llmsim op kind, from one torch.profiler run of ``fn`` (run it under
+    :func:`llmsim.reference.model.annotated` so every framework call sits in a ``llmsim::<kind>`` range):
+
+    * ``seconds``: CUDA kernel time on CUDA (each kernel counted once, on the ATen op that launched
+      it), self CPU time of ATen ops on CPU;
+    * ``calls``: top-level ATen calls the framework dispatched (those with no ATen op above them);
+    * ``host_only``: the calls among them that launch no kernel (views, reshapes, slices: every op
+      below is a view op);
+    * ``kernels``: CUDA kernels launched (on CPU: the calls that are not host-only).
+
+    Work outside any range is attributed by name (:func:`llmsim.reference.opclass.op_class`), as
+    for a model that carries no annotation."""
     from torch.profiler import ProfilerActivity, profile
 
-    from llmsim.reference.opclass import op_class
+    from llmsim.reference.model import LABEL
+    from llmsim.reference.opclass import is_view_op, op_class
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device_type == "cuda" else [])
     with profile(activities=acts) as prof:
         fn()
         if device_type == "cuda":
             torch.cuda.synchronize()
-    out: dict[str, float] = {}
-    for e in prof.key_averages():
+
+    def label_of(e) -> str | None:
+        p = e
+        while p is not None:
+            if p.name.startswith(LABEL):
+                return p.name[len(LABEL):]
+            p = p.cpu_parent
+        return op_class(e.name)
+
+    def aten_parent(e):
+        p = e.cpu_parent
+        while p is not None and not p.name.startswith("aten::"):
+            p = p.cpu_parent
+        return p
+
+    def host_only(e) -> bool:
+        return is_view_op(e.name) and all(host_only(c) for c in e.cpu_children if c.name.startswith("aten::"))
+
+    out: dict[str, dict[str, float]] = {}
+
+    def add(kind: str | None, key: str, v: float) -> None:
+        if kind is not None:
+            d = out.setdefault(kind, {"seconds": 0.0, "calls": 0, "host_only": 0, "kernels": 0})
+            d[key] += v
+
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CPU or not e.name.startswith("aten::"):
+            continue
+        kind = label_of(e)
         if device_type == "cuda":
-            t = getattr(e, "self_device_time_total", 0.0) or getattr(e, "self_cuda_time_total", 0.0)
-            if t <= 0 or e.key.startswith(("aten::", "cuda", "Memcpy", "Memset")) and "kernel" not in e.key.lower():
-                continue
-        else:
-            t = e.self_cpu_time_total
-            if not e.key.startswith("aten::") or t <= 0:
-                continue
-        cls = op_class(e.key)
-        if cls is not None:
-            out[cls] = out.get(cls, 0.0) + t * 1e-6
+            ks = getattr(e, "kernels", [])
+            add(kind, "seconds", sum(k.duration for k in ks) * 1e-6)
+            add(kind, "kernels", len(ks))
+        elif e.self_cpu_time_total > 0:
+            add(kind, "seconds", e.self_cpu_time_total * 1e-6)
+        if aten_parent(e) is None:
+            h = host_only(e)
+            add(kind, "calls", 1)
+            add(kind, "host_only", int(h))
+            if device_type != "cuda":
+                add(kind, "kernels", int(not h))
     return out
