@@ -33,7 +33,8 @@ def main() -> None:
                 if "kernels" not in c:
                     print(f"{name:<14}{phase:<9}{kind:<13}{0:>5}  {c['unattributed_calls']} calls in no op")
                     continue
-                flag = "" if (c["kernels"], round(c["host_calls"])) == (want.kernels, want.host_calls) else "  <- differs"
+                same = (c["kernels"], round(c["host_calls"])) == (want.kernels, want.host_calls)
+                flag = "" if same else "  <- differs"
                 print(f"{name:<14}{phase:<9}{kind:<13}{c['ops']:>5}{c['kernels']:>12g}{c['host_calls']:>15g}"
                       f"{f'{want.kernels}/{want.host_calls}':>12}{flag}")
     t = [host_call_seconds(a.device) for _ in range(3)]

@@ -28,26 +28,38 @@ CASES = [("prefill", 1, 128), ("prefill", 1, 512), ("prefill", 1, 1024), ("prefi
 MODES = ["graph", "eager"]
 
 
-def measure(out: str, models: list[str], iters: int, warmup: int) -> None:
+def measure(out: str, models: list[str], iters: int, warmup: int, device: str = "cuda", modes: list[str] = MODES,
+            cases: list[tuple[str, int, int]] = CASES, overrides: list | None = None) -> dict:
+    """Time every (model, mode, case) on the reference; also count the framework's kernels and
+    host-only calls per op kind (annotated profile) and time one host-only call on this host."""
     import torch
 
+    from llmsim.calibrate.framework import host_call_seconds
     from llmsim.config.loader import load_model
     from llmsim.reference.timing import Runner
 
-    data = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "host": platform.node(),
-            "date": time.strftime("%Y-%m-%d"), "dtype": "fp16", "iters": iters, "warmup": warmup, "rows": []}
+    dtype = "fp16" if device == "cuda" else "fp32"
+    name_of = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
+    data = {"device": name_of, "torch": torch.__version__, "host": platform.node(), "date": time.strftime("%Y-%m-%d"),
+            "dtype": dtype, "iters": iters, "warmup": warmup, "host_call_s": host_call_seconds(device),
+            "overrides": overrides or [], "calls": {}, "rows": []}
+    print(f"host-only call on {device} tensors: {data['host_call_s'] * 1e6:.2f} us", flush=True)
     for name in models:
-        runner = Runner(load_model(name), device="cuda", dtype="fp16")
-        for mode in MODES:
-            for phase, b, s in CASES:
+        runner = Runner(load_model(name, overrides or []), device=device, dtype=dtype)
+        data["calls"][name] = {ph: runner.calls(ph, 1, 128) for ph in ("prefill", "decode")}
+        for mode in modes:
+            for phase, b, s in cases:
                 m = runner.time(phase, b, s, mode=mode, warmup=warmup, iters=iters, profile=True)
-                row = m.to_dict() | {"model": name}
-                data["rows"].append(row)
-                print(f"{name:<12} {mode:<6} {phase}:{b}x{s:<6} {m.seconds * 1e3:9.3f} ms", flush=True)
+                data["rows"].append(m.to_dict() | {"model": name})
+                host = f"  host {m.host_s * 1e3:8.3f} ms" if m.host_s is not None else ""
+                print(f"{name:<12} {mode:<6} {phase}:{b}x{s:<6} {m.seconds * 1e3:9.3f} ms{host}", flush=True)
                 Path(out).write_text(json.dumps(data, indent=1))  # keep partial results
         del runner
-        torch.cuda.empty_cache()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    Path(out).write_text(json.dumps(data, indent=1))
     print(f"wrote {out}")
+    return data
 
 
 def score(path: str, hw_name: str, markdown: bool) -> dict:
@@ -58,7 +70,9 @@ def score(path: str, hw_name: str, markdown: bool) -> dict:
     hw = load_hardware(hw_name)
     rows, models = [], {}
     for m in data["rows"]:
-        model = models.setdefault(m["model"], load_model(m["model"]))
+        if m["model"] not in models:
+            models[m["model"]] = load_model(m["model"], [tuple(o) for o in data.get("overrides", [])])
+        model = models[m["model"]]
         r = score_row(m, predict(hw, model, m["phase"], m["batch"], m["seq"], m["mode"], m["dtype"]))
         rows.append(r | {"model": m["model"]})
     summ = summarize(rows)
@@ -73,10 +87,31 @@ def score(path: str, hw_name: str, markdown: bool) -> dict:
         print(f"  MAPE {k:<14} {100 * v:5.1f}%")
     for k, v in sorted(summ["share_mae"].items()):
         print(f"  op-class share error {k:<12} {100 * v:5.1f} pp (mean |predicted - measured| share)")
+    host = [r for r in rows if r["mode"] == "eager" and r.get("measured_host_s")]
+    if host:
+        ratio = [r["predicted_host_s"] / r["measured_host_s"] for r in host]
+        print(f"  eager host issue time predicted/measured: median {statistics.median(ratio):.2f}, "
+              f"range {min(ratio):.2f}..{max(ratio):.2f} over {len(ratio)} cases")
+    fw = hw.framework
+    for name, phases in sorted(data.get("calls", {}).items()):
+        for ph, kinds in phases.items():
+            seen = {k: int(v["kernels"]) for k, v in kinds.items() if v.get("kernels")}
+            print(f"  kernels per step, {name} {ph}: measured {sum(seen.values())} "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(seen.items()))}); preset calls_per_op counts "
+                  f"{_preset_kernels(models[name], ph, fw)}")
     worst = max(rows, key=lambda r: abs(r["error"]))
     print(f"  worst case: {worst['model']} {worst['phase']}:{worst['batch']}x{worst['seq']} {worst['mode']} "
           f"{100 * worst['error']:+.1f}%; median |error| {100 * statistics.median(abs(r['error']) for r in rows):.1f}%")
     return {"rows": rows, "summary": summ}
+
+
+def _preset_kernels(model, phase: str, fw) -> int:
+    from llmsim.config.loader import make_scenario
+    from llmsim.graph.lower import lower_decode, lower_prefill
+
+    sc = make_scenario({"batch": 1, "prompt": 128, "gen": 2})
+    g = lower_prefill(model, sc) if phase == "prefill" else lower_decode(model, sc, context=128)
+    return sum(fw.calls(g.nodes[n]["op"].kind.value).kernels for n in g.nodes)
 
 
 def main() -> None:
@@ -87,13 +122,15 @@ def main() -> None:
     m.add_argument("--models", default=",".join(MODELS))
     m.add_argument("--iters", type=int, default=20)
     m.add_argument("--warmup", type=int, default=5)
+    m.add_argument("--device", default="cuda", help="cuda (the measurement) or cpu (a smoke run, eager only)")
     s = sub.add_parser("score")
     s.add_argument("--data", default="benchmarks/data/h100_gpt2_fidelity.json")
     s.add_argument("--hw", default="h100")
     s.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
     if a.cmd == "measure":
-        measure(a.out, a.models.split(","), a.iters, a.warmup)
+        measure(a.out, a.models.split(","), a.iters, a.warmup, a.device,
+                MODES if a.device == "cuda" else ["eager"])
     else:
         score(a.data, a.hw, a.markdown)
 

@@ -134,3 +134,22 @@ def test_host_call_seconds_is_microseconds():
     from llmsim.calibrate.framework import host_call_seconds
 
     assert 1e-8 < host_call_seconds(repeats=2, loops=50) < 1e-4
+
+
+def test_gpu_fidelity_measure_and_score_round_trip_on_cpu(tmp_path, capsys):
+    """The GPU session runs `gpu_fidelity.py measure` once: its JSON must score without a GPU."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("gpu_fidelity", root / "benchmarks" / "gpu_fidelity.py")
+    gf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gf)
+    out = tmp_path / "f.json"
+    gf.measure(str(out), ["gpt2"], iters=2, warmup=1, device="cpu", modes=["eager"],
+               cases=[("prefill", 1, 8), ("decode", 2, 16)], overrides=[(["n_layers"], 1)])
+    data = json.loads(out.read_text())
+    assert data["host_call_s"] > 0 and set(data["calls"]["gpt2"]) == {"prefill", "decode"}
+    res = gf.score(str(out), "xeon-gold-6154", markdown=True)
+    assert len(res["rows"]) == 2 and all(r["predicted_s"] > 0 for r in res["rows"])
+    assert "kernels per step, gpt2 decode" in capsys.readouterr().out

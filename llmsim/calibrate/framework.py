@@ -56,7 +56,7 @@ def host_call_seconds(device: str = "cpu", repeats: int = 7, loops: int = 2000) 
         k = k.view(B, S, H, hd).transpose(1, 2)
         v = v.view(B, S, H, hd).transpose(1, 2)
         c = cache[1]
-        keys, vals = c[0, :, :, :T], c[1, :, :, :T]
+        c[0, :, :, :T], c[1, :, :, :T]  # the keys and values views
         o.transpose(1, 2).reshape(B, S, H * hd)
         return 14  # top-level calls above: split 1, view 3, transpose 3, select 3, slice 2, transpose 1, reshape 1
 

@@ -48,7 +48,7 @@ def predict(hw, model, phase: str, batch: int, seq: int, mode: str, dtype: str, 
     res, _ = simulate_one_step(hw, model, sc, phase, batch, seq=seq if phase == "prefill" else None,
                                context=seq if phase == "decode" else None, fidelity=fidelity)
     by_kind = {k: v for k, v in res.latency_breakdown_s.items() if k != "idle"}
-    return {"seconds": res.latency_s, "by_kind_s": by_kind}
+    return {"seconds": res.latency_s, "by_kind_s": by_kind, "host_s": res.busy_by_unit_s.get("host", 0.0)}
 
 
 def shares(d: dict[str, float]) -> dict[str, float]:
@@ -64,7 +64,8 @@ def score_row(measured: dict, predicted: dict) -> dict[str, Any]:
     return {"phase": measured["phase"], "batch": measured["batch"], "seq": measured["seq"], "mode": measured["mode"],
             "device": measured["device"], "dtype": measured["dtype"], "measured_s": measured["seconds"],
             "predicted_s": predicted["seconds"], "error": err, "measured_share": ms, "predicted_share": ps,
-            "share_error": share_err}
+            "share_error": share_err, "measured_host_s": measured.get("host_s"),
+            "predicted_host_s": predicted.get("host_s")}
 
 
 def summarize(rows: list[dict]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class Measurement:
     seconds: float
     samples: list[float] = field(default_factory=list)
     profile_s: dict[str, float] = field(default_factory=dict)
+    host_s: float | None = None  # CUDA: median host time to issue the step (returns before the GPU finishes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,10 +94,12 @@ class Runner:
             for _ in range(warmup):
                 fn()
             self._sync()
-            samples = [self._timed(fn) for _ in range(iters)]
+            timed = [self._timed(fn) for _ in range(iters)]
             prof = self.profile(phase, batch, seq) if profile else {}
+        samples = [t for t, _ in timed]
+        host = statistics.median(h for _, h in timed) if self.device.type == "cuda" else None
         return Measurement(phase, batch, seq, self.device.type, mode, self.dtype_name, statistics.median(samples),
-                           samples, prof)
+                           samples, prof, host)
 
     def profile(self, phase: str, batch: int, seq: int) -> dict[str, float]:
         """Seconds per op kind of one eager step, from an annotated profile (the kernels a CUDA-graph
@@ -119,17 +122,22 @@ class Runner:
             self._sync()
             return profile_calls(fn, self.device.type)
 
-    def _timed(self, fn) -> float:
+    def _timed(self, fn) -> tuple[float, float]:
+        """(step seconds, host seconds to issue it). On CUDA the step is timed with events and
+        the host time is until ``fn`` returns (before the GPU finishes); on CPU both are wall time."""
         if self.device.type == "cuda":
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             a.record()
+            t0 = time.perf_counter()
             fn()
+            host = time.perf_counter() - t0
             b.record()
             b.synchronize()
-            return a.elapsed_time(b) / 1e3
+            return a.elapsed_time(b) / 1e3, host
         t0 = time.perf_counter()
         fn()
-        return time.perf_counter() - t0
+        t = time.perf_counter() - t0
+        return t, t
 
 
 def _capture(fn, warmup: int):
