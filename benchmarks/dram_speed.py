@@ -29,7 +29,8 @@ def simulate(model: DramModel, pattern: str):
 
 
 def main() -> None:
-    print(f"{'preset':10s} {'pattern':10s} {'commands':>10s} {'cold s':>8s} {'warm s':>8s} {'Mcmd/s warm':>12s} {'BW % peak':>9s}")
+    print(f"{'preset':10s} {'pattern':10s} {'commands':>10s} {'cold s':>8s} {'warm s':>8s} "
+          f"{'Mcmd/s warm':>12s} {'BW % peak':>9s}")
     for name in ("gddr6", "hbm3", "ddr4"):
         spec = DramSpec.model_validate(yaml.safe_load((ROOT / "hw_configs" / "memory" / f"{name}.yaml").read_text()))
         model = DramModel(spec)
@@ -41,7 +42,8 @@ def main() -> None:
             t2 = time.perf_counter()
             n_cmd = sum(st.commands.values())
             eff = 100 * st.bandwidth_bytes_per_s / spec.peak_bandwidth_bytes_per_s
-            print(f"{name:10s} {pattern:10s} {n_cmd:10d} {t1 - t0:8.3f} {t2 - t1:8.3f} {n_cmd / (t2 - t1) / 1e6:12.2f} {eff:9.1f}")
+            print(f"{name:10s} {pattern:10s} {n_cmd:10d} {t1 - t0:8.3f} {t2 - t1:8.3f} "
+                  f"{n_cmd / (t2 - t1) / 1e6:12.2f} {eff:9.1f}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,8 @@ def test_read_issued_one_cycle_early_is_refused():
     trace = m.last_trace.copy()
     check_trace(s, trace)  # the scheduler's own trace is legal
     trace[1, 0] -= 1
-    with pytest.raises(TimingViolation, match=rf"RD at cycle {s.timing.tRCD - 1} violates tRCD \(ACT at 0, needs {s.timing.tRCD}\)"):
+    msg = rf"RD at cycle {s.timing.tRCD - 1} violates tRCD \(ACT at 0, needs {s.timing.tRCD}\)"
+    with pytest.raises(TimingViolation, match=msg):
         check_trace(s, trace)
 
 
@@ -224,7 +225,8 @@ def test_jit_and_pure_python_twin_agree_bit_for_bit():
 
     def run(disable: str) -> list:
         env = os.environ | {"NUMBA_DISABLE_JIT": disable, "PYTHONPATH": str(ROOT)}
-        res = subprocess.run([sys.executable, "-c", _TWIN, cases], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        res = subprocess.run([sys.executable, "-c", _TWIN, cases], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=False)
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout)
 

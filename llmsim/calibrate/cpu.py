@@ -286,7 +286,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                       f"thread {gb(res['core_triad_bytes_per_s'])} GB/s. The DRAM organisation is not visible from "
                       f"user space: bundled {dram.standard} preset ({DRAM_PRESET}) with {channels} channel(s), the "
                       f"fewest whose simulated sequential rate covers the measured bandwidth, {ranks} rank(s) to hold "
-                      f"{f.memory_bytes / 1e9:.1f} GB; memory_efficiency = triad / the cycle-level DRAM model's sequential rate",
+                      f"{f.memory_bytes / 1e9:.1f} GB; "
+                      "memory_efficiency = triad / the cycle-level DRAM model's sequential rate",
             "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
                       f"2 x {vec} B vector loads per cycle x clock (estimate)",

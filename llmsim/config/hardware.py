@@ -113,7 +113,8 @@ class HardwareBase(Spec):
     area_mm2: float | None = Field(default=None, gt=0)
     cost_usd: float | None = Field(default=None, gt=0)
     memory_efficiency: float = Field(
-        default=1.0, gt=0, le=1, description="residual efficiency over the cycle-level DRAM model (fabric/controller losses it does not model)"
+        default=1.0, gt=0, le=1,
+        description="residual efficiency over the cycle-level DRAM model (fabric/controller losses it does not model)"
     )
 
     def onchip_level(self, name: str) -> SramLevelSpec | None:
@@ -280,9 +281,8 @@ class PimSpec(HardwareBase):
             lanes = data.get("mac_lanes_per_bank", 16)
             dtypes = data.get("mac_dtypes", [DType.bf16])
             if isinstance(lanes, int) and isinstance(dtypes, list):
-                data = {**data, "bank_mac": {**data["bank_mac"],
-                                             "flops_per_cycle": {DType(d).value if isinstance(d, DType) else d: 2 * lanes
-                                                                 for d in dtypes}}}
+                fpc = {DType(d).value if isinstance(d, DType) else d: 2 * lanes for d in dtypes}
+                data = {**data, "bank_mac": {**data["bank_mac"], "flops_per_cycle": fpc}}
         mem = data.get("memory")
         mem = mem.model_dump() if hasattr(mem, "model_dump") else mem
         try:

@@ -74,4 +74,5 @@ def from_hf_config(cfg: Any, path: Path) -> dict:
             max_positions=cfg.get("n_positions", 512), tied_embeddings=cfg.get("tie_word_embeddings", True),
             bias=False,
         )
-    raise ConfigError(f"{path}: unsupported Hugging Face model_type {mt!r} (gpt2, opt, llama, mistral, qwen2, mixtral, t5)")
+    raise ConfigError(f"{path}: unsupported Hugging Face model_type {mt!r} "
+                      "(gpt2, opt, llama, mistral, qwen2, mixtral, t5)")
