@@ -209,14 +209,17 @@ def profile_calls(fn, device_type: str) -> dict[str, dict[str, float]]:
             d[key] += v
 
     for e in prof.events():
-        if e.device_type != torch.autograd.DeviceType.CPU or not e.name.startswith("aten::"):
+        if e.device_type != torch.autograd.DeviceType.CPU:
             continue
-        kind = label_of(e)
-        if device_type == "cuda":
-            ks = getattr(e, "kernels", [])
+        ks = getattr(e, "kernels", []) if device_type == "cuda" else []
+        if ks:  # kernels hang on the CPU event that launched them (an ATen op, almost always)
+            kind = label_of(e) or op_class(ks[0].name)
             add(kind, "seconds", sum(k.duration for k in ks) * 1e-6)
             add(kind, "kernels", len(ks))
-        elif e.self_cpu_time_total > 0:
+        if not e.name.startswith("aten::"):
+            continue
+        kind = label_of(e)
+        if device_type != "cuda" and e.self_cpu_time_total > 0:
             add(kind, "seconds", e.self_cpu_time_total * 1e-6)
         if aten_parent(e) is None:
             h = host_only(e)
