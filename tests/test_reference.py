@@ -153,3 +153,35 @@ def test_gpu_fidelity_measure_and_score_round_trip_on_cpu(tmp_path, capsys):
     res = gf.score(str(out), "xeon-gold-6154", markdown=True)
     assert len(res["rows"]) == 2 and all(r["predicted_s"] > 0 for r in res["rows"])
     assert "kernels per step, gpt2 decode" in capsys.readouterr().out
+
+
+def test_cuda_profile_attribution_on_synthetic_events():
+    """The CUDA branch of the attribution, on events shaped like torch.profiler's: kernels hang on the ATen op
+    that launched them; a kernel outside any llmsim range falls back to its name."""
+    from collections import namedtuple
+    from types import SimpleNamespace
+
+    from llmsim.reference.timing import attribute
+
+    K = namedtuple("Kernel", "name device duration")
+    cpu = torch.autograd.DeviceType.CPU
+
+    def ev(name, parent=None, kernels=()):
+        e = SimpleNamespace(name=name, device_type=cpu, cpu_parent=parent, cpu_children=[], kernels=list(kernels),
+                            self_cpu_time_total=1.0)
+        if parent is not None:
+            parent.cpu_children.append(e)
+        return e
+
+    att = ev("llmsim::attention")
+    kvw = ev("llmsim::kv_write")
+    events = [att, ev("aten::view", att), ev("aten::transpose", att),
+              sdpa := ev("aten::scaled_dot_product_attention", att),
+              ev("aten::_flash_attention_forward", sdpa, [K("flash_fwd_kernel", 0, 30.0)]),
+              kvw, ev("aten::copy_", kvw, [K("elementwise_kernel", 0, 2.0)]), ev("aten::copy_", kvw,
+                                                                                [K("elementwise_kernel", 0, 2.0)]),
+              ev("aten::addmm", None, [K("sm90_xmma_gemm_f16f16", 0, 50.0), K("splitKreduce_kernel", 0, 3.0)])]
+    got = attribute(events, "cuda")
+    assert got["attention"] == {"seconds": pytest.approx(30e-6), "calls": 3, "host_only": 2, "kernels": 1}
+    assert got["kv_write"] == {"seconds": pytest.approx(4e-6), "calls": 2, "host_only": 0, "kernels": 2}
+    assert got["matmul"]["kernels"] == 2 and got["matmul"]["seconds"] == pytest.approx(53e-6)

@@ -175,14 +175,19 @@ def profile_calls(fn, device_type: str) -> dict[str, dict[str, float]]:
     for a model that carries no annotation."""
     from torch.profiler import ProfilerActivity, profile
 
-    from llmsim.reference.model import LABEL
-    from llmsim.reference.opclass import is_view_op, op_class
-
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device_type == "cuda" else [])
     with profile(activities=acts) as prof:
         fn()
         if device_type == "cuda":
             torch.cuda.synchronize()
+    return attribute(prof.events(), device_type)
+
+
+def attribute(events, device_type: str) -> dict[str, dict[str, float]]:
+    """:func:`profile_calls` on a list of profiler events (``torch.autograd.profiler_util.FunctionEvent``:
+    ``name``, ``device_type``, ``cpu_parent``, ``cpu_children``, ``kernels``, ``self_cpu_time_total``)."""
+    from llmsim.reference.model import LABEL
+    from llmsim.reference.opclass import is_view_op, op_class
 
     def label_of(e) -> str | None:
         p = e
@@ -208,7 +213,7 @@ def profile_calls(fn, device_type: str) -> dict[str, dict[str, float]]:
             d = out.setdefault(kind, {"seconds": 0.0, "calls": 0, "host_only": 0, "kernels": 0})
             d[key] += v
 
-    for e in prof.events():
+    for e in events:
         if e.device_type != torch.autograd.DeviceType.CPU:
             continue
         ks = getattr(e, "kernels", []) if device_type == "cuda" else []
