@@ -69,3 +69,90 @@ def host_call_seconds(device: str = "cpu", repeats: int = 7, loops: int = 2000) 
                 block()
             best = min(best, (time.perf_counter() - t0) / loops)
     return best / n
+
+
+_TINY = [(["n_layers"], 1), (["d_model"], 64), (["n_heads"], 2), (["d_ff"], 256), (["vocab_size"], 128)]
+
+
+def op_host_seconds(device: str = "cpu", model: str = "gpt2", repeats: int = 7, loops: int = 300,
+                    context: int = 16) -> dict[str, float]:
+    """Back-to-back time of each op kind's framework calls, made by the reference's own code on tiny
+    tensors (a 1-layer, 64-wide ``model``), one decode token at position ``context − 1``: what the host
+    spends issuing one op of that kind (its kernels, views and Python), when the device keeps up.
+
+    On a GPU the calls return once their kernels are queued, so this is the eager host cost the
+    ``eager_op_s`` field holds; on a CPU the tiny kernels' own work is included (microseconds)."""
+    import torch
+
+    from llmsim.config.loader import load_model
+    from llmsim.reference.model import ReferenceModel
+
+    dev = torch.device(device)
+    m = ReferenceModel(load_model(model, _TINY)).to(dev).eval()
+    layer, spec = m.layers[0], m.spec
+    start = context - 1
+    x = torch.randn(1, 1, spec.d_model, device=dev)
+    h = torch.randn(1, 1, layer.up.out_features, device=dev)
+    ids = torch.randint(0, spec.vocab_size, (1, 1), device=dev)
+    cache = m.new_cache(1, context)[0]
+    qkv = layer.qkv(x)
+    q, k, v = layer.split_heads(qkv)
+
+    def attention():
+        qq, _, _ = layer.split_heads(qkv)
+        c = cache  # the layer's cache slice is taken per layer in the step: one select
+        return layer.attend(qq, c, start)
+
+    def embedding():
+        e = m.tok(ids)
+        return e + m.positions(start, 1) if m.pos is not None else e
+
+    blocks = {
+        "matmul": lambda: layer.out(x),
+        "norm": lambda: layer.norm1(x),
+        "activation": lambda: layer.act(h),
+        "elementwise": lambda: x + x,
+        "embedding": embedding,
+        "kv_write": lambda: layer.write_kv(cache, k, v, start),
+        "attention": attention,
+    }
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    blocks["layer"] = lambda: layer(x, cache, start)
+    out = {}
+    with torch.inference_mode():
+        for kind, fn in blocks.items():
+            for _ in range(20):
+                fn()
+            sync()
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(loops):
+                    fn()
+                sync()
+                best = min(best, (time.perf_counter() - t0) / loops)
+            out[kind] = best
+    return out
+
+
+def eager_op_seconds(device: str = "cpu", model: str = "gpt2", **kw) -> tuple[dict[str, float], dict[str, float]]:
+    """``framework.eager_op_s``: each op kind's host time in the context of a decoder layer.
+
+    A layer issued back to back costs more than its ops issued one kind at a time: the layer's own
+    Python (module calls, method calls, argument handling) sits between them. The layer's ops are
+    scaled by one factor so that they add up to the measured layer; ops outside layers (embedding,
+    final norm, LM head) get the same factor. Returns (eager_op_s, raw measurements incl. ``layer``
+    and ``scale``). Only microbenchmarks of the reference's own blocks enter; no step is fitted."""
+    from llmsim.config.loader import load_model, make_scenario
+    from llmsim.graph.lower import lower_decode
+
+    raw = op_host_seconds(device, model, **kw)
+    g = lower_decode(load_model(model, _TINY), make_scenario({"batch": 1, "prompt": 8, "gen": 2}), context=16)
+    in_layer = [g.nodes[n]["op"].kind.value for n in g.nodes if g.nodes[n]["op"].layer == 0]
+    scale = raw["layer"] / sum(raw[k] for k in in_layer)
+    ops = {k: v * scale for k, v in raw.items() if k != "layer"}
+    return ops, raw | {"scale": scale}

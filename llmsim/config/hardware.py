@@ -84,7 +84,9 @@ class FrameworkSpec(Spec):
     ``calls_per_op``: by op kind, the kernels and host-only calls an eager framework runs for
     one llmsim op (an op kind not listed: one kernel, no host-only call); counted from a
     profile of the PyTorch reference (``benchmarks/framework_calls.py``). ``eager_host_call_s``:
-    host time of one host-only call.
+    host time of one host-only call. ``eager_op_s``: by op kind, the measured eager host time of one
+    op in the context of a layer (``llmsim.calibrate.framework.eager_op_seconds``); where given it
+    replaces the count-based estimate for that kind.
     """
 
     eager_dispatch_s: float = Field(default=0.0, ge=0)
@@ -92,6 +94,9 @@ class FrameworkSpec(Spec):
     kernel_overhead_s: float = Field(default=0.0, ge=0)
     eager_host_call_s: float = Field(default=0.0, ge=0)
     calls_per_op: dict[str, OpCallsSpec] = Field(default_factory=dict)
+    eager_op_s: dict[str, float] = Field(
+        default_factory=dict, description="measured eager host seconds of one op, by op kind (replaces the "
+        "count-based estimate for that kind)")
     synchronous: bool = Field(default=False, description="host waits for each op (CPU frameworks)")
 
     def calls(self, kind: str) -> OpCallsSpec:

@@ -105,10 +105,11 @@ class Device:
     def __init__(self, spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph"):
         self.spec = spec
         known = {k.value for k in OpKind}
-        for k in spec.framework.calls_per_op:
-            if k not in known:
-                raise ConfigError(f"{spec.name}: framework.calls_per_op.{k} is not an op kind "
-                                  f"({', '.join(sorted(known))})")
+        for field in ("calls_per_op", "eager_op_s"):
+            for k in getattr(spec.framework, field):
+                if k not in known:
+                    raise ConfigError(f"{spec.name}: framework.{field}.{k} is not an op kind "
+                                      f"({', '.join(sorted(known))})")
         self.fidelity: Fidelity = fidelity
         self.mode = mode
         self._cache: dict[tuple, Cost] = {}
@@ -180,6 +181,8 @@ class Device:
         fw = self.spec.framework
         calls = fw.calls(op.kind.value)
         if self.mode == "eager":
+            if op.kind.value in fw.eager_op_s:  # measured for this kind (calibrate.framework.eager_op_seconds)
+                return fw.eager_op_s[op.kind.value]
             return calls.kernels * fw.eager_dispatch_s + calls.host_calls * fw.eager_host_call_s
         return calls.kernels * fw.graph_dispatch_s
 

@@ -272,6 +272,6 @@ class Gpu(Device):
         extra host time (PyTorch's per-op overhead differs: a cuBLAS GEMM or SDPA call costs more
         than an add); graph replay: ``graph_dispatch_s`` per kernel."""
         t = super().host_seconds(op)
-        if self.mode == "eager":
+        if self.mode == "eager" and op.kind.value not in self.spec.framework.eager_op_s:
             t += self.spec.kernels.eager_dispatch_extra_s.get(op.kind.value, 0.0)
         return t

@@ -78,47 +78,65 @@ class _Layer(nn.Module):
         self.up = nn.Linear(m.d_model, n_in * m.d_ff, bias=m.bias)
         self.down = nn.Linear(m.d_ff, m.d_model, bias=m.bias)
 
+    def act(self, h: torch.Tensor) -> torch.Tensor:
+        """The MLP's activation (gated: the gate half times the up half)."""
+        f = self.m.ffn
+        if f == "gelu_mlp":
+            return F.gelu(h, approximate="tanh")
+        if f == "relu_mlp":
+            return F.relu(h)
+        g, u = h.chunk(2, dim=-1)
+        return (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
+
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         with _op("matmul"):
             h = self.up(x)
-        f = self.m.ffn
         with _op("activation"):
-            if f == "gelu_mlp":
-                h = F.gelu(h, approximate="tanh")
-            elif f == "relu_mlp":
-                h = F.relu(h)
-            else:
-                g, u = h.chunk(2, dim=-1)
-                h = (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
+            h = self.act(h)
         with _op("matmul"):
             return self.down(h)
 
-    def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+    def split_heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v as [B, heads, S, hd] views of the fused projection (part of the attention op)."""
         m = self.m
-        B, S, _ = x.shape
+        B, S, _ = qkv.shape
+        q, k, v = qkv.split([m.q_dim, m.kv_dim, m.kv_dim], dim=-1)
+        return (q.view(B, S, m.n_heads, m.hd).transpose(1, 2), k.view(B, S, m.kv_heads, m.hd).transpose(1, 2),
+                v.view(B, S, m.kv_heads, m.hd).transpose(1, 2))
+
+    @staticmethod
+    def write_kv(cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> None:
+        S = k.shape[2]
+        cache[0, :, :, start:start + S] = k
+        cache[1, :, :, start:start + S] = v
+
+    def attend(self, q: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+        """SDPA of q over the cache's first ``start + S`` positions; heads merged back to [B, S, q_dim]."""
+        m = self.m
+        B, _, S, _ = q.shape
+        keys, vals = cache[0, :, :, : start + S], cache[1, :, :, : start + S]
+        gqa = m.kv_heads != m.n_heads
+        if S == 1 or start == 0:
+            o = F.scaled_dot_product_attention(q, keys, vals, is_causal=S > 1, enable_gqa=gqa)
+        else:  # a chunk after a cached prefix: explicit causal mask with the offset
+            mask = torch.ones(S, start + S, dtype=torch.bool, device=q.device).tril(start)
+            o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
+        return o.transpose(1, 2).reshape(B, S, m.q_dim)
+
+    def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+        S = x.shape[1]
         with _op("matmul"):
             qkv = self.qkv(x)
         with _op("attention"):  # the head split is views: the attention op's
-            q, k, v = qkv.split([m.q_dim, m.kv_dim, m.kv_dim], dim=-1)
-            q = q.view(B, S, m.n_heads, m.hd).transpose(1, 2)
-            k = k.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
-            v = v.view(B, S, m.kv_heads, m.hd).transpose(1, 2)
-        if m.positions == "rotary":
+            q, k, v = self.split_heads(qkv)
+        if self.m.positions == "rotary":
             with _op("elementwise"):
                 pos = torch.arange(start, start + S, device=x.device)
                 q, k = _rope(q, pos), _rope(k, pos)
         with _op("kv_write"):
-            cache[0, :, :, start:start + S] = k
-            cache[1, :, :, start:start + S] = v
+            self.write_kv(cache, k, v, start)
         with _op("attention"):
-            keys, vals = cache[0, :, :, : start + S], cache[1, :, :, : start + S]
-            gqa = m.kv_heads != m.n_heads
-            if S == 1 or start == 0:
-                o = F.scaled_dot_product_attention(q, keys, vals, is_causal=S > 1, enable_gqa=gqa)
-            else:  # a chunk after a cached prefix: explicit causal mask with the offset
-                mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(start)
-                o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
-            o = o.transpose(1, 2).reshape(B, S, m.q_dim)
+            o = self.attend(q, cache, start)
         with _op("matmul"):
             return self.out(o)
 
@@ -169,6 +187,11 @@ class ReferenceModel(nn.Module):
                 elif name.endswith("bias"):
                     p.copy_(torch.randn(p.shape, generator=g) * init_std)
 
+    def positions(self, start: int, S: int) -> torch.Tensor:
+        """Learned position embeddings of positions ``start .. start+S-1``."""
+        ids = torch.arange(start, start + S, device=self.pos.weight.device) + self.spec.position_offset
+        return self.pos(ids)
+
     def new_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,
                   device: torch.device | str | None = None) -> torch.Tensor:
         """Static KV cache ``[layers, 2, batch, kv_heads, max_len, head_dim]`` (zeros)."""
@@ -193,7 +216,7 @@ class ReferenceModel(nn.Module):
                 x = self.project_in(x)
         if self.pos is not None:
             with _op("embedding"):
-                x = x + self.pos(torch.arange(start, start + S, device=ids.device) + s.position_offset)
+                x = x + self.positions(start, S)
         for i, layer in enumerate(self.layers):
             with _op("attention"):  # the layer's cache slice (a view) serves its attention
                 c = cache[i]
