@@ -117,7 +117,8 @@ class Pim(Device):
         bus = ("channel_bus", m.peak_bandwidth_bytes_per_s, e.io_pj_per_bit * 8e-12)
         if is_matrix(op):
             internal = op.read.weight + op.read.kv
-            return [("dram_internal", internal, self.internal_bandwidth_bytes_per_s, e.mac_pj_per_bit or 0.0),
+            mac_j_per_byte = (e.rd_pj_per_bit if e.mac_pj_per_bit is None else e.mac_pj_per_bit) * 8e-12
+            return [("dram_internal", internal, self.internal_bandwidth_bytes_per_s, mac_j_per_byte),
                     (bus[0], op.read.activation + op.write.activation, *bus[1:])]
         if op.kind == OpKind.kv_write:
             return [(bus[0], op.write.kv, *bus[1:])]
