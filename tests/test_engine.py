@@ -62,6 +62,24 @@ def test_eager_is_never_faster_than_graph_mode():
         assert e >= g
 
 
+@pytest.mark.parametrize("hw_name", ["h100", "xeon-gold-6154", "npu-ws-128", "pim"])
+def test_step_power_is_charged_for_the_whole_step_even_when_the_device_idles(hw_name):
+    """Static and DRAM background power x step wall time, whatever the units do: a host-bound eager
+    decode step leaves the GPU mostly idle and still pays standby for all of it; no op carries it."""
+    hw = load_hardware(hw_name)
+    r = simulate(hw, load_model("gpt2"), make_scenario({"prompt": 8, "gen": 2, "mode": "eager"}))
+    watts = hw.memory.energy.background_mw * 1e-3 * hw.memory.channels
+    for step in r.steps:
+        e = step.energy_breakdown_j
+        assert e["dram_background"] == pytest.approx(watts * step.latency_s, rel=1e-12)
+        assert e["static"] == pytest.approx(hw.static_power_w * step.latency_s, rel=1e-12)
+        assert not any(k in rec.energy_j for rec in step.records for k in ("dram_background", "static"))
+    if hw_name == "h100":
+        dec = r.steps[1]
+        device_busy = sum(v for u, v in dec.busy_by_unit_s.items() if u != "host")
+        assert device_busy < 0.5 * dec.latency_s  # host-bound: the gaps are charged too
+
+
 def test_result_reports_ttft_tpot_and_throughput_consistently():
     r = simulate(load_hardware("pim"), load_model("gpt2"), make_scenario({"prompt": 16, "gen": 5, "batch": 2}))
     assert r.ttft_s == r.steps[0].latency_s

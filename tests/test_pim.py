@@ -149,3 +149,24 @@ def test_asic_overlaps_the_banks_inside_tiled_ops():
 def test_inconsistent_bank_mac_count_is_refused():
     with pytest.raises(LlmsimError, match="bank_mac.count"):
         pim("bank_mac.count=100")
+
+
+def test_dram_background_is_standby_power_times_step_wall_time():
+    """DRAM standby power is drawn for the whole step, not per op: bank and ASIC ops overlap, so
+    a sum over op times would count it twice (host-bound idle gaps: tests/test_engine.py)."""
+    hw = pim()
+    r, _ = simulate_one_step(hw, load_model("gpt2"), make_scenario({"prompt": 16, "gen": 2}), "decode", 1,
+                             context=16)
+    watts = hw.memory.energy.background_mw * 1e-3 * hw.memory.channels
+    assert r.energy_breakdown_j["dram_background"] == pytest.approx(watts * r.latency_s, rel=1e-12)
+    assert not any("dram_background" in rec.energy_j for rec in r.records)
+    assert sum(r.energy_breakdown_j.values()) == pytest.approx(r.energy_j, rel=1e-12)
+
+
+def test_roofline_mac_read_energy_is_bytes_times_pj_per_bit_and_bounds_the_cycle_model():
+    dev, e = device(), pim().memory.energy
+    op = f.matmul("up", 1, 1600, 6400, dtype=BF)
+    b = dev.bound(op)
+    bits = b.bytes_by_level["dram_internal"] * 8
+    assert b.energy_j["dram_internal"] == pytest.approx(bits * e.mac_pj_per_bit * 1e-12)
+    assert b.energy_j["dram_internal"] <= dev.cycle_cost(op).energy_j["dram_mac_rd"]

@@ -70,7 +70,8 @@ class DramEnergy(Spec):
     ``act_pj`` is one ACT+PRE pair on one bank: VDD * (IDD0*tRC - IDD3N*tRAS - IDD2N*tRP) per
     device; ``rd/wr_pj_per_bit`` the array/periphery energy of a column access, VDD * (IDD4R -
     IDD3N) * t_burst per bit; ``io_pj_per_bit`` the DQ interface; ``ref_pj`` one all-bank REF,
-    VDD * (IDD5AB - IDD3N) * tRFC; ``background_mw`` standby power, VDD * IDD3N (always counted).
+    VDD * (IDD5AB - IDD3N) * tRFC; ``background_mw`` standby power, VDD * IDD3N (always drawn: the
+    engine charges it per step wall time, never per command or per op).
     A PIM ``MAC_AB`` reads ``burst_bytes`` in every bank: ``mac_pj_per_bit`` per bit read (default
     ``rd_pj_per_bit``), no I/O energy.
     """
@@ -175,12 +176,14 @@ class DramSpec(Spec):
     def energy_pj_per_bit_estimate(self) -> float:
         """Average energy per bit of a streaming read at peak bandwidth, pJ/bit.
 
-        Column read + I/O + one ACT/PRE amortised over a full row + refresh and background
-        power spread over the channel's peak bit rate. Used by roofline estimators.
+        Column read + I/O + one ACT/PRE amortised over a full row + refresh power spread over the
+        channel's peak bit rate. Used by roofline estimators. Background (standby) power is *not*
+        in it: it is drawn whether or not bytes move, so the engine charges it per step wall time
+        (:meth:`llmsim.devices.base.Device.background_power_w`); folding it in here as well would
+        count it twice.
         """
         e = self.energy
         bits_per_s = self.channel_bandwidth_bytes_per_s * 8
         act = e.act_pj / (self.row_bytes * 8)
         ref = e.ref_pj / (self.timing.tREFI * self.tck_s) / bits_per_s
-        bg = e.background_mw * 1e9 / bits_per_s  # mW -> pJ/s is 1e9
-        return e.rd_pj_per_bit + e.io_pj_per_bit + act + ref + bg
+        return e.rd_pj_per_bit + e.io_pj_per_bit + act + ref

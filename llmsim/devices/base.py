@@ -131,6 +131,18 @@ class Device:
     def clock_hz(self) -> float:
         return next(iter(self.spec.compute_units().values())).clock_hz
 
+    # ---- power drawn for the whole step -------------------------------------------------------
+    def background_power_w(self) -> dict[str, float]:
+        """Power drawn for as long as a step lasts, busy or idle, by energy component (W).
+
+        The engine charges each entry x the step's wall time, beside ``static_power_w``; op costs
+        must never charge it (ops overlap and leave idle gaps, so per-op time would count it twice
+        or not at all). Every device has DRAM main memory: its standby power (``background_mw``
+        per channel) is drawn whatever the units do.
+        """
+        mem = self.spec.memory
+        return {"dram_background": mem.energy.background_mw * 1e-3 * mem.channels}
+
     # ---- memory levels -------------------------------------------------------------------
     def dram_bytes_lower_bound(self, op: Op) -> float:
         """Bytes that must cross the main-memory interface: weights and KV always; activations

@@ -21,7 +21,8 @@ Cycle-level model (``fidelity="cycle"``):
   the stated approximation: no per-op command simulation, no interference between streams.
 * **Energy**: MACs at the array's pJ/FLOP by dtype, SRAM bytes (array-side accesses plus DMA
   fills and drains) at the buffers' pJ/B, DRAM bytes from the DRAM model's components, vector
-  FLOPs at the vector unit's pJ/FLOP; static power is added by the engine over the whole run.
+  FLOPs at the vector unit's pJ/FLOP; static power and DRAM background (standby) power are added
+  by the engine per step wall time (``Device.background_power_w``), not per transferred byte.
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ class Pim(Device):
         bus = ("channel_bus", m.peak_bandwidth_bytes_per_s, e.io_pj_per_bit * 8e-12)
         if is_matrix(op):
             internal = op.read.weight + op.read.kv
-            return [("dram_internal", internal, self.internal_bandwidth_bytes_per_s, e.mac_pj_per_bit or 0.0),
+            mac_j_per_byte = (e.rd_pj_per_bit if e.mac_pj_per_bit is None else e.mac_pj_per_bit) * 8e-12
+            return [("dram_internal", internal, self.internal_bandwidth_bytes_per_s, mac_j_per_byte),
                     (bus[0], op.read.activation + op.write.activation, *bus[1:])]
         if op.kind == OpKind.kv_write:
             return [(bus[0], op.write.kv, *bus[1:])]
@@ -189,13 +190,10 @@ class Pim(Device):
         return Cost(seconds=t, cycles=t * self.spec.asic.clock_hz, compute_cycles=t * self.spec.asic.clock_hz,
                     bytes_by_level={"asic_sram": sram_bytes},
                     energy_j={"asic": ops * self.spec.asic.energy_per_flop_j(dtype)
-                              + sram_bytes * self.sram.energy_pj_per_byte * 1e-12 + self._background(t)},
+                              + sram_bytes * self.sram.energy_pj_per_byte * 1e-12},
                     phases=(Phase("asic", t),), stats={"asic_busy_s": t})
 
     # ---- the banks ---------------------------------------------------------------------------
-    def _background(self, seconds: float) -> float:
-        return self.mem.energy.background_mw * 1e-3 * self.mem.channels * seconds
-
     def run_programs(self, progs: list[Program], dtype: DType, out_bytes: float) -> tuple[float, DramStats, float]:
         """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
         groups: dict[tuple, list] = {}
@@ -222,7 +220,7 @@ class Pim(Device):
         energy = {
             "dram_act_pre": d.get("act_pre", 0.0), "dram_mac_rd": d.get("mac", 0.0) + d.get("rd_wr", 0.0),
             "dram_io": d.get("io", 0.0) + bus_bytes * 8 * e.io_pj_per_bit * 1e-12,
-            "dram_refresh": d.get("refresh", 0.0), "dram_background": self._background(seconds),
+            "dram_refresh": d.get("refresh", 0.0),  # standby ("background"): per step (Device.background_power_w)
             "bank_mac": lane_flops * self.spec.bank_mac.energy_per_flop_j(dtype),
         }
         st = {f"dram_{k}": float(v) for k, v in cmds.items() if v}

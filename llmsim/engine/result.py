@@ -2,7 +2,8 @@
 
 Every breakdown is a sum over op records, so each adds up to its total: latency by op kind
 (wall-clock attributed, ``idle`` included) sums to the step latency, energy by component
-(``static`` included) to the step energy.
+(``static`` and the device's background power, charged per step wall time, included) to the
+step energy.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class StepResult:
 
     @classmethod
     def build(cls, *, phase: str, step: int, batch: int, seq_len: int | None, context_len: int | None,
-              latency_s: float, records: list[OpRecord], idle_s: float, static_j: float) -> StepResult:
+              latency_s: float, records: list[OpRecord], idle_s: float,
+              step_j: dict[str, float]) -> StepResult:
+        """``step_j``: energy drawn for the whole step (static, DRAM background), by component;
+        it belongs to the step, not to any op."""
         energy: dict[str, float] = {}
         by_kind: dict[str, float] = defaultdict(float)
         by_layer: dict[str, float] = defaultdict(float)
@@ -86,7 +90,7 @@ class StepResult:
         if idle_s > 0:
             by_kind["idle"] += idle_s
             by_layer["idle"] += idle_s
-        energy["static"] = energy.get("static", 0.0) + static_j
+        _sum_into(energy, step_j)
         return cls(
             phase=phase, step=step, batch=batch, seq_len=seq_len, context_len=context_len, latency_s=latency_s,
             energy_j=sum(energy.values()), energy_breakdown_j=energy, latency_breakdown_s=dict(by_kind),

@@ -185,5 +185,6 @@ def simulate_step(graph: nx.DiGraph, device: Device, reuse: bool = True) -> Step
     return StepResult.build(
         phase=g["phase"], step=g.get("step", 0), batch=g["batch"], seq_len=g.get("seq_len"),
         context_len=g.get("context_len"), latency_s=t, records=records, idle_s=idle,
-        static_j=device.spec.static_power_w * t,
+        step_j={"static": device.spec.static_power_w * t}
+        | {k: w * t for k, w in device.background_power_w().items()},
     )

@@ -26,7 +26,8 @@ ENERGY_COMPONENTS = ("act_pre", "rd_wr", "mac", "io", "refresh", "background")
 @dataclass(frozen=True)
 class DramStats:
     """Cost of one request stream. ``bytes`` counts data read or written by RD/WR plus data read
-    inside the banks by MAC_AB (``banks * burst_bytes`` each); ``energy_j`` by component."""
+    inside the banks by MAC_AB (``banks * burst_bytes`` each); ``energy_j`` by component, with
+    ``background`` the standby energy of this stream run alone (devices do not use it)."""
 
     cycles: int
     seconds: float
@@ -174,6 +175,8 @@ class DramModel:
             "mac": mac_bits * (e.rd_pj_per_bit if e.mac_pj_per_bit is None else e.mac_pj_per_bit),
             "io": io_bits * e.io_pj_per_bit,
             "refresh": cmds["REF"] * e.ref_pj,
+            # standby over this stream alone; devices never add it per op (ops overlap and idle):
+            # the engine charges it per step wall time (Device.background_power_w)
             "background": e.background_mw * 1e9 * seconds * s.channels,  # mW * s -> pJ
         }
         return DramStats(

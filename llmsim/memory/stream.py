@@ -52,10 +52,14 @@ def exact_limit_bytes(spec: DramSpec) -> int:
 
 def steady_rate(spec: DramSpec, *, write: bool = False) -> tuple[float, dict[str, float]]:
     """Steady state of long sequential traffic from the cycle-level simulation: (bytes/s, joules per
-    byte by DRAM energy component), taken past the exact prefix so start-up latency is excluded."""
+    byte by DRAM energy component), taken past the exact prefix so start-up latency is excluded.
+
+    The per-byte energy leaves out ``background``: standby power is drawn whether or not bytes
+    move, and devices get it charged per step wall time (``Device.background_power_w``)."""
     prefix, long = _steady(spec, write)
     n = long.bytes - prefix.bytes
-    energy = {k: (long.energy_j.get(k, 0.0) - prefix.energy_j.get(k, 0.0)) / n for k in long.energy_j}
+    energy = {k: (long.energy_j.get(k, 0.0) - prefix.energy_j.get(k, 0.0)) / n for k in long.energy_j
+              if k != "background"}
     return n / (long.seconds - prefix.seconds), energy
 
 

@@ -90,7 +90,7 @@ def energy_sunburst(d: dict[str, Any]) -> go.Figure:
                 for kind, j in seen.items():
                     split[kind] += e * j / tot
             elif e > 0:
-                split["(whole device)" if comp == "static" else "(unattributed)"] += e
+                split["(whole device)"] += e  # charged per step (static, DRAM background), no op carries it
         ids.append(comp), labels.append(comp), parents.append(""), values.append(0.0)
         for kind, j in sorted(split.items(), key=lambda kv: -kv[1]):
             ids.append(f"{comp}/{kind}"), labels.append(kind), parents.append(comp), values.append(j)
