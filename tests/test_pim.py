@@ -170,3 +170,14 @@ def test_roofline_mac_read_energy_is_bytes_times_pj_per_bit_and_bounds_the_cycle
     bits = b.bytes_by_level["dram_internal"] * 8
     assert b.energy_j["dram_internal"] == pytest.approx(bits * e.mac_pj_per_bit * 1e-12)
     assert b.energy_j["dram_internal"] <= dev.cycle_cost(op).energy_j["dram_mac_rd"]
+
+
+def test_framework_dispatch_on_pim_is_refused_by_name():
+    from llmsim.config.loader import load_hardware
+    from llmsim.devices.base import build_device
+    from llmsim.errors import ConfigError
+
+    hw = load_hardware("pim")
+    hw = hw.model_copy(update={"framework": hw.framework.model_copy(update={"eager_dispatch_s": 5e-6})})
+    with pytest.raises(ConfigError, match="framework: dispatch costs need a host unit"):
+        build_device(hw, mode="eager")

@@ -105,6 +105,11 @@ class Device:
     def __init__(self, spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph"):
         self.spec = spec
         known = {k.value for k in OpKind}
+        fw = spec.framework
+        dispatch = fw.eager_dispatch_s or fw.graph_dispatch_s or fw.eager_host_call_s or fw.eager_op_s
+        if dispatch and "host" not in self.units:
+            raise ConfigError(f"{spec.name}: framework: dispatch costs need a host unit to issue ops, and a "
+                              f"{self.kind} device has none (units: {', '.join(self.units)})")
         for field in ("calls_per_op", "eager_op_s"):
             for k in getattr(spec.framework, field):
                 if k not in known:
