@@ -218,6 +218,9 @@ def test_calibrate_quick_writes_a_loadable_preset(tmp_path):
     assert data["kind"] == "cpu" and "measured" in data["source"]
     spec = load_hardware(out)
     assert spec.name == "me" and spec.cores.count >= 1 and spec.framework.eager_dispatch_s > 0
+    ops = spec.framework.eager_op_s  # measured on the reference's blocks (torch is installed with the test extra)
+    assert set(ops) == {"matmul", "norm", "activation", "elementwise", "embedding", "kv_write", "attention"}
+    assert all(0 < t < 1e-3 for t in ops.values()) and ops["attention"] > ops["elementwise"]
     r = CliRunner().invoke(main, ["step", "--hw", str(out), "--model", "gpt2", "--phase", "decode", "--context", "8",
                                   "--mode", "eager", "--dtype", "fp32"])
     assert r.exit_code == 0, r.output

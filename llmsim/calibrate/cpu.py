@@ -168,6 +168,14 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     dispatch = min(_time(lambda: be.add(z, x, y), many, 50))
     res["dispatch_s"] = dispatch
     say(f"dispatch {dispatch * 1e6:.2f} us")
+    if be.torch:  # each op kind's host time as the PyTorch reference issues it (one thread: the host side)
+        from llmsim.calibrate.framework import eager_op_seconds
+
+        be.set_threads(1)
+        ops, raw = eager_op_seconds("cpu", repeats=3 if quick else 7, loops=50 if quick else 300)
+        be.set_threads(be.threads)
+        res["eager_op_s"], res["eager_layer_s"] = ops, raw["layer"]
+        say(f"eager op host time: a layer {raw['layer'] * 1e6:.0f} us, attention {ops['attention'] * 1e6:.1f} us")
 
     say("cache read bandwidth")
     for lvl in facts.caches[1:]:
@@ -298,7 +306,10 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                     "matmul minus its FLOPs at the measured GEMM rate): the library's packing of a DRAM-resident "
                     "weight, which precedes each multi-row GEMM",
             "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); "
-                         "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain",
+                         "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain"
+                         + ("; eager_op_s = each op kind's block of the PyTorch reference on tiny tensors, one "
+                            "thread, scaled to one whole layer issued back to back "
+                            "(llmsim.calibrate.framework.eager_op_seconds)" if "eager_op_s" in res else ""),
             "power": "not measured (no RAPL access assumed): no energy_pj_per_flop / energy_pj_per_byte, static 0 W",
         },
         "memory": {"extends": DRAM_PRESET, "channels": channels, "ranks": ranks},
@@ -315,7 +326,9 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                                              for k, v in res["pointwise_s_per_element"].items()}}
            if "pointwise_s_per_element" in res else {}),
         "parallel_region_s": float(f"{res['parallel_region_s']:.3g}"),
-        "framework": {"eager_dispatch_s": float(f"{res['dispatch_s']:.3g}"), "synchronous": True},
+        "framework": {"eager_dispatch_s": float(f"{res['dispatch_s']:.3g}"), "synchronous": True,
+                      **({"eager_op_s": {k: float(f"{v:.3g}") for k, v in res["eager_op_s"].items()}}
+                         if "eager_op_s" in res else {})},
     }
 
 
