@@ -15,5 +15,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.t
 python3 -c "import torch, llmsim.engine; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
 python3 benchmarks/gpu_fidelity.py measure --out "$OUT/h100_gpt2_fidelity.json" 2>&1 | tee "$OUT/measure.log"
 python3 benchmarks/framework_calls.py --device cuda --models gpt2 2>&1 | tail -3 | tee "$OUT/framework_calls.txt"
+# the eager host model on host-bound steps (64-wide models): decides whether h100 takes framework.eager_op_s
+python3 benchmarks/host_bound.py --device cuda --hw h100 --json "$OUT/host_bound_cuda.json" 2>&1 | tee "$OUT/host_bound.txt"
 python3 benchmarks/gpu_fidelity.py score --data "$OUT/h100_gpt2_fidelity.json" --hw h100 --markdown 2>&1 \
   | tee "$OUT/score.md"

@@ -57,8 +57,8 @@ class Cost:
     def __add__(self, o: Cost) -> Cost:
         return Cost(
             self.seconds + o.seconds, self.cycles + o.cycles, self.compute_cycles + o.compute_cycles,
-            self.flops + o.flops, _add_maps(self.bytes_by_level, o.bytes_by_level), _add_maps(self.energy_j, o.energy_j),
-            self.phases + o.phases, _add_maps(self.stats, o.stats),
+            self.flops + o.flops, _add_maps(self.bytes_by_level, o.bytes_by_level),
+            _add_maps(self.energy_j, o.energy_j), self.phases + o.phases, _add_maps(self.stats, o.stats),
         )
 
     @property
@@ -79,7 +79,8 @@ def device_class(kind: str) -> type[Device]:
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise ConfigError(f"no device implementation for kind '{kind}' (known: {', '.join(sorted(_REGISTRY))})") from None
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"no device implementation for kind '{kind}' (known: {known})") from None
 
 
 class Device:
@@ -99,7 +100,8 @@ class Device:
         if not cls.kind:
             return
         if cls.kind in _REGISTRY and _REGISTRY[cls.kind] is not cls:
-            raise TypeError(f"device kind '{cls.kind}' claimed by both {_REGISTRY[cls.kind].__name__} and {cls.__name__}")
+            raise TypeError(f"device kind '{cls.kind}' claimed by both {_REGISTRY[cls.kind].__name__} "
+                            f"and {cls.__name__}")
         _REGISTRY[cls.kind] = cls
 
     def __init__(self, spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph"):
@@ -110,10 +112,10 @@ class Device:
         if dispatch and "host" not in self.units:
             raise ConfigError(f"{spec.name}: framework: dispatch costs need a host unit to issue ops, and a "
                               f"{self.kind} device has none (units: {', '.join(self.units)})")
-        for field in ("calls_per_op", "eager_op_s"):
-            for k in getattr(spec.framework, field):
+        for table in ("calls_per_op", "eager_op_s"):
+            for k in getattr(spec.framework, table):
                 if k not in known:
-                    raise ConfigError(f"{spec.name}: framework.{field}.{k} is not an op kind "
+                    raise ConfigError(f"{spec.name}: framework.{table}.{k} is not an op kind "
                                       f"({', '.join(sorted(known))})")
         self.fidelity: Fidelity = fidelity
         self.mode = mode

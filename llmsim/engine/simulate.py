@@ -170,7 +170,7 @@ def simulate_step(graph: nx.DiGraph, device: Device, reuse: bool = True) -> Step
             memo[key] = (dur, segs, share, seg_idle)
         dur, segs, share, seg_idle = memo[key]
         idle += seg_idle
-        for v, ss, a in zip(nodes, segs, share):
+        for v, ss, a in zip(nodes, segs, share, strict=True):
             op, c = graph.nodes[v]["op"], costs[v]
             shifted = tuple(Segment(s.unit, s.start + t, s.end + t, s.issue) for s in ss)
             records.append(OpRecord(

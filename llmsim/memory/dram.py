@@ -52,15 +52,17 @@ class DramStats:
 
     def __add__(self, other: DramStats) -> DramStats:
         """Sequential composition: times, bytes, counts and energies add."""
-        keys = lambda a, b: sorted(set(a) | set(b))
+        def add(a: dict, b: dict, zero):
+            return {k: a.get(k, zero) + b.get(k, zero) for k in sorted(set(a) | set(b))}
+
         return DramStats(
             cycles=self.cycles + other.cycles,
             seconds=self.seconds + other.seconds,
             bytes=self.bytes + other.bytes,
-            commands={k: self.commands.get(k, 0) + other.commands.get(k, 0) for k in keys(self.commands, other.commands)},
+            commands=add(self.commands, other.commands, 0),
             row_hits=self.row_hits + other.row_hits,
             row_misses=self.row_misses + other.row_misses,
-            energy_j={k: self.energy_j.get(k, 0.0) + other.energy_j.get(k, 0.0) for k in keys(self.energy_j, other.energy_j)},
+            energy_j=add(self.energy_j, other.energy_j, 0.0),
         )
 
 
@@ -123,7 +125,8 @@ class DramModel:
 
     # ---- simulation ----
     def stream(
-        self, n_bytes: int, *, write: bool = False, pattern: Literal["sequential", "random"] = "sequential", seed: int = 0
+        self, n_bytes: int, *, write: bool = False, pattern: Literal["sequential", "random"] = "sequential",
+        seed: int = 0
     ) -> DramStats:
         """Read (or write) ``n_bytes`` spread over all channels by the address mapping.
 
@@ -138,7 +141,8 @@ class DramModel:
         """Simulate explicit requests in order. ``trace`` > 0 also keeps the first ``trace``
         commands as ``self.last_trace`` (rows: cycle, cmd, channel, bank or -1)."""
         s = self.spec
-        for name, arr, hi in (("channel", requests.channel, s.channels), ("bank_group", requests.bank_group, s.bank_groups),
+        for name, arr, hi in (("channel", requests.channel, s.channels),
+                              ("bank_group", requests.bank_group, s.bank_groups),
                               ("bank", requests.bank, s.banks_per_group), ("row", requests.row, s.rows)):
             a = np.asarray(arr)
             if len(a) and (a.min() < 0 or a.max() >= hi):

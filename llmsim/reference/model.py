@@ -205,7 +205,6 @@ class ReferenceModel(nn.Module):
     def forward(self, ids: torch.Tensor, cache: torch.Tensor, start: int = 0, all_logits: bool = False) -> torch.Tensor:
         """Logits for token ids [B, S] placed at positions ``start .. start+S-1``; K/V go into ``cache``.
         Returns [B, V] (last position) or [B, S, V] with ``all_logits``."""
-        s = self.spec
         S = ids.shape[1]
         if start + S > cache.shape[-2]:
             raise ConfigError(f"reference: positions up to {start + S} exceed the cache ({cache.shape[-2]})")
