@@ -19,7 +19,7 @@ from llmsim.config.loader import load_hardware, load_model
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="gpt2,gpt2-medium,gpt2-large,gpt2-xl,opt-125m,opt-1.3b")
+    ap.add_argument("--models", default="gpt2,gpt2-medium,gpt2-large,gpt2-xl,opt-125m,opt-1.3b,tinyllama-1.1b")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seq", type=int, default=128)
     a = ap.parse_args()
@@ -29,7 +29,7 @@ def main() -> None:
         model = load_model(name)
         for phase in ("decode", "prefill"):
             for kind, c in calls_per_op(model, phase, 1, a.seq).items():
-                want = fw.calls(kind)
+                want = fw.calls(*kind.split("."))
                 if "kernels" not in c:
                     print(f"{name:<14}{phase:<9}{kind:<13}{0:>5}  {c['unattributed_calls']} calls in no op")
                     continue

@@ -111,7 +111,7 @@ def _preset_kernels(model, phase: str, fw) -> int:
 
     sc = make_scenario({"batch": 1, "prompt": 128, "gen": 2})
     g = lower_prefill(model, sc) if phase == "prefill" else lower_decode(model, sc, context=128)
-    return sum(fw.calls(g.nodes[n]["op"].kind.value).kernels for n in g.nodes)
+    return sum(fw.calls(g.nodes[n]["op"].kind.value, g.nodes[n]["op"].attr("fn")).kernels for n in g.nodes)
 
 
 def main() -> None:

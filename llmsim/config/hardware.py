@@ -99,8 +99,9 @@ class FrameworkSpec(Spec):
         "count-based estimate for that kind)")
     synchronous: bool = Field(default=False, description="host waits for each op (CPU frameworks)")
 
-    def calls(self, kind: str) -> OpCallsSpec:
-        return self.calls_per_op.get(kind) or _ONE_KERNEL
+    def calls(self, kind: str, fn: str | None = None) -> OpCallsSpec:
+        """Calls for an op of ``kind`` (``kind.fn``, e.g. ``elementwise.rope``, is looked up first)."""
+        return (fn and self.calls_per_op.get(f"{kind}.{fn}")) or self.calls_per_op.get(kind) or _ONE_KERNEL
 
 
 _ONE_KERNEL = OpCallsSpec()

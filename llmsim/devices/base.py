@@ -114,7 +114,7 @@ class Device:
                               f"{self.kind} device has none (units: {', '.join(self.units)})")
         for table in ("calls_per_op", "eager_op_s"):
             for k in getattr(spec.framework, table):
-                if k not in known:
+                if k.split(".")[0] not in known or (table == "eager_op_s" and "." in k):
                     raise ConfigError(f"{spec.name}: framework.{table}.{k} is not an op kind "
                                       f"({', '.join(sorted(known))})")
         self.fidelity: Fidelity = fidelity
@@ -198,7 +198,7 @@ class Device:
         framework launches for it and ``eager_host_call_s`` per call that launches none (views);
         graph replay pays ``graph_dispatch_s`` per kernel."""
         fw = self.spec.framework
-        calls = fw.calls(op.kind.value)
+        calls = fw.calls(op.kind.value, op.attr("fn"))
         if self.mode == "eager":
             if op.kind.value in fw.eager_op_s:  # measured for this kind (calibrate.framework.eager_op_seconds)
                 return fw.eager_op_s[op.kind.value]
@@ -221,7 +221,7 @@ class Device:
                                      f"{self.spec.name}")
         c = self.bound(op) if self.fidelity == "analytic" else self.cycle_cost(op)
         fw = self.spec.framework
-        k = fw.kernel_overhead_s * fw.calls(op.kind.value).kernels  # fixed cost of every kernel the op launches
+        k = fw.kernel_overhead_s * fw.calls(op.kind.value, op.attr("fn")).kernels  # fixed cost of each kernel it launches
         if k > 0:
             c = replace(c, seconds=c.seconds + k,
                         phases=tuple(replace(p, seconds=p.seconds + k) if i == len(c.phases) - 1 else p

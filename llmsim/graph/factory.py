@@ -117,7 +117,8 @@ def embedding(name: str, rows: int, width: int, *, n_tables: int = 1, dtype: DTy
     return Op(
         name, OpKind.embedding, (("rows", rows), ("width", width)), dtype, (n_tables - 1) * rows * width,
         TensorBytes(weight=n_tables * rows * width * wdt.bytes), TensorBytes(activation=rows * width * dtype.bytes),
-        weight_dtype=wdt, attrs=(("tables", n_tables), ("weights", weights)), **meta,
+        weight_dtype=wdt, attrs=(("tables", n_tables), ("weights", weights),
+                                 ("fn", "tokens" if n_tables == 1 else "tokens+positions")), **meta,
     )
 
 

@@ -56,13 +56,18 @@ class _Norm(nn.Module):
             return F.rms_norm(x, (x.shape[-1],), self.weight, _EPS)
 
 
-def _rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE (Llama / HF convention) of x [B, H, S, hd] at positions pos [S]."""
+def rope_tables(start: int, S: int, hd: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [S, hd] of rotate-half RoPE (θ = 10000) at positions start .. start+S-1: computed
+    once per step and shared by every layer, as Hugging Face's Llama does."""
+    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=device, dtype=torch.float32) / hd))
+    ang = torch.arange(start, start + S, device=device, dtype=torch.float32)[:, None] * inv[None, :]
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE (Llama / HF convention) of x [B, H, S, hd]."""
     hd = x.shape[-1]
-    inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd))
-    ang = pos.to(torch.float32)[:, None] * inv[None, :]
-    cos = torch.cat([ang.cos(), ang.cos()], -1).to(x.dtype)
-    sin = torch.cat([ang.sin(), ang.sin()], -1).to(x.dtype)
     x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
@@ -74,25 +79,31 @@ class _Layer(nn.Module):
         self.norm1, self.norm2 = _Norm(m.norm, m.d_model), _Norm(m.norm, m.d_model)
         self.qkv = nn.Linear(m.d_model, m.q_dim + 2 * m.kv_dim, bias=m.bias)
         self.out = nn.Linear(m.q_dim, m.d_model, bias=m.bias)
-        n_in = 2 if m.is_gated else 1
-        self.up = nn.Linear(m.d_model, n_in * m.d_ff, bias=m.bias)
+        # gated MLPs: separate gate and up projections, as in Hugging Face's Llama and llmsim's graph
+        self.gate = nn.Linear(m.d_model, m.d_ff, bias=m.bias) if m.is_gated else None
+        self.up = nn.Linear(m.d_model, m.d_ff, bias=m.bias)
         self.down = nn.Linear(m.d_ff, m.d_model, bias=m.bias)
+        fn = {"gelu_mlp": "gelu", "relu_mlp": "relu", "swiglu": "silu_mul"}.get(m.ffn, "gelu_mul")
+        self.act_label = f"activation.{fn}"  # llmsim's name of the activation function
 
-    def act(self, h: torch.Tensor) -> torch.Tensor:
-        """The MLP's activation (gated: the gate half times the up half)."""
+    def act(self, h: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """The MLP's activation of ``h``; gated: act(gate) · h."""
         f = self.m.ffn
         if f == "gelu_mlp":
             return F.gelu(h, approximate="tanh")
         if f == "relu_mlp":
             return F.relu(h)
-        g, u = h.chunk(2, dim=-1)
-        return (F.silu(g) if f == "swiglu" else F.gelu(g, approximate="tanh")) * u
+        return (F.silu(gate) if f == "swiglu" else F.gelu(gate, approximate="tanh")) * h
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        g = None
+        if self.gate is not None:
+            with _op("matmul"):
+                g = self.gate(x)
         with _op("matmul"):
             h = self.up(x)
-        with _op("activation"):
-            h = self.act(h)
+        with _op(self.act_label):
+            h = self.act(h, g)
         with _op("matmul"):
             return self.down(h)
 
@@ -123,16 +134,14 @@ class _Layer(nn.Module):
             o = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, enable_gqa=gqa)
         return o.transpose(1, 2).reshape(B, S, m.q_dim)
 
-    def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
-        S = x.shape[1]
+    def _attn(self, x: torch.Tensor, cache: torch.Tensor, start: int, rope=None) -> torch.Tensor:
         with _op("matmul"):
             qkv = self.qkv(x)
         with _op("attention"):  # the head split is views: the attention op's
             q, k, v = self.split_heads(qkv)
-        if self.m.positions == "rotary":
-            with _op("elementwise"):
-                pos = torch.arange(start, start + S, device=x.device)
-                q, k = _rope(q, pos), _rope(k, pos)
+        if rope is not None:
+            with _op("elementwise.rope"):
+                q, k = _rope(q, *rope), _rope(k, *rope)
         with _op("kv_write"):
             self.write_kv(cache, k, v, start)
         with _op("attention"):
@@ -140,15 +149,16 @@ class _Layer(nn.Module):
         with _op("matmul"):
             return self.out(o)
 
-    def forward(self, x: torch.Tensor, cache: torch.Tensor, start: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: torch.Tensor, start: int, rope=None) -> torch.Tensor:
+        """``rope``: (cos, sin) of the step's positions (:func:`rope_tables`) for rotary models."""
         if self.m.norm_position == "pre":
-            a = self._attn(self.norm1(x), cache, start)
+            a = self._attn(self.norm1(x), cache, start, rope)
             with _op("elementwise"):
                 x = x + a
             f = self._mlp(self.norm2(x))
             with _op("elementwise"):
                 return x + f
-        a = self._attn(x, cache, start)
+        a = self._attn(x, cache, start, rope)
         with _op("elementwise"):
             x = x + a
         x = self.norm1(x)
@@ -205,21 +215,27 @@ class ReferenceModel(nn.Module):
     def forward(self, ids: torch.Tensor, cache: torch.Tensor, start: int = 0, all_logits: bool = False) -> torch.Tensor:
         """Logits for token ids [B, S] placed at positions ``start .. start+S-1``; K/V go into ``cache``.
         Returns [B, V] (last position) or [B, S, V] with ``all_logits``."""
+        s = self.spec
         S = ids.shape[1]
         if start + S > cache.shape[-2]:
             raise ConfigError(f"reference: positions up to {start + S} exceed the cache ({cache.shape[-2]})")
-        with _op("embedding"):
+        emb = "embedding.tokens+positions" if self.pos is not None else "embedding.tokens"
+        with _op(emb):
             x = self.tok(ids)
         if self.project_in is not None:
             with _op("matmul"):
                 x = self.project_in(x)
         if self.pos is not None:
-            with _op("embedding"):
+            with _op(emb):
                 x = x + self.positions(start, S)
+        rope = None
+        if s.positions == "rotary":
+            with _op("elementwise.rope"):  # once per step, for every layer's rope op
+                rope = rope_tables(start, S, s.hd, x.device, x.dtype)
         for i, layer in enumerate(self.layers):
             with _op("attention"):  # the layer's cache slice (a view) serves its attention
                 c = cache[i]
-            x = layer(x, c, start)
+            x = layer(x, c, start, rope)
         if not all_logits:
             with _op("matmul"):  # the LM head reads the last position only
                 x = x[:, -1]
