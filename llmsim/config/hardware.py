@@ -89,6 +89,7 @@ class FrameworkSpec(Spec):
     replaces the count-based estimate for that kind.
     """
 
+    source: str | None = Field(default=None, description="where the framework figures come from (a framework/ file)")
     eager_dispatch_s: float = Field(default=0.0, ge=0)
     graph_dispatch_s: float = Field(default=0.0, ge=0)
     kernel_overhead_s: float = Field(default=0.0, ge=0)
