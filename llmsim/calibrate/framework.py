@@ -16,6 +16,21 @@ import time
 from typing import Any
 
 
+def _best_of(fn, repeats: int, loops: int, sync=lambda: None, warmup: int = 1) -> float:
+    """Best over ``repeats`` of the mean time of ``loops`` back-to-back calls (``sync`` closes each run)."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        sync()
+        best = min(best, (time.perf_counter() - t0) / loops)
+    return best
+
+
 def calls_per_op(model, phase: str = "decode", batch: int = 1, seq: int = 128) -> dict[str, dict[str, Any]]:
     """Per op kind: llmsim ops in the step, and kernels / host-only calls per op (2 decimals)."""
     import collections
@@ -65,14 +80,7 @@ def host_call_seconds(device: str = "cpu", repeats: int = 7, loops: int = 2000) 
         return 14  # top-level calls above: split 1, view 3, transpose 3, select 3, slice 2, transpose 1, reshape 1
 
     with torch.inference_mode():
-        n = block()
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                block()
-            best = min(best, (time.perf_counter() - t0) / loops)
-    return best / n
+        return _best_of(block, repeats, loops) / block()
 
 
 _TINY = [(["n_layers"], 1), (["d_model"], 64), (["n_heads"], 2), (["d_ff"], 256), (["vocab_size"], 128)]
@@ -127,21 +135,8 @@ def op_host_seconds(device: str = "cpu", model: str = "gpt2", repeats: int = 7, 
             torch.cuda.synchronize()
 
     blocks["layer"] = lambda: layer(x, cache, start)
-    out = {}
     with torch.inference_mode():
-        for kind, fn in blocks.items():
-            for _ in range(20):
-                fn()
-            sync()
-            best = float("inf")
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                for _ in range(loops):
-                    fn()
-                sync()
-                best = min(best, (time.perf_counter() - t0) / loops)
-            out[kind] = best
-    return out
+        return {kind: _best_of(fn, repeats, loops, sync, warmup=20) for kind, fn in blocks.items()}
 
 
 def eager_op_seconds(device: str = "cpu", model: str = "gpt2", **kw) -> tuple[dict[str, float], dict[str, float]]:

@@ -221,7 +221,8 @@ class Device:
                                      f"{self.spec.name}")
         c = self.bound(op) if self.fidelity == "analytic" else self.cycle_cost(op)
         fw = self.spec.framework
-        k = fw.kernel_overhead_s * fw.calls(op.kind.value, op.attr("fn")).kernels  # fixed cost of each kernel it launches
+        # the fixed device-side cost of every kernel the op launches
+        k = fw.kernel_overhead_s * fw.calls(op.kind.value, op.attr("fn")).kernels
         if k > 0:
             c = replace(c, seconds=c.seconds + k,
                         phases=tuple(replace(p, seconds=p.seconds + k) if i == len(c.phases) - 1 else p

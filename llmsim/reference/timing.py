@@ -104,13 +104,7 @@ class Runner:
     def profile(self, phase: str, batch: int, seq: int) -> dict[str, float]:
         """Seconds per op kind of one eager step, from an annotated profile (the kernels a CUDA-graph
         replay runs are the eager step's, so graph-mode cases share this attribution)."""
-        from llmsim.reference.model import annotated
-
-        fn = self.step_fn(phase, batch, seq)
-        with torch.inference_mode(), annotated():
-            fn()
-            self._sync()
-            return profile_step(fn, self.device.type)
+        return seconds_by_kind(self.calls(phase, batch, seq))
 
     def calls(self, phase: str, batch: int, seq: int) -> dict[str, dict[str, float]]:
         """Framework calls and kernels per op kind of one eager step (:func:`profile_calls`)."""
@@ -154,14 +148,14 @@ def _capture(fn, warmup: int):
     return g.replay
 
 
-def profile_step(fn, device_type: str) -> dict[str, float]:
-    """Seconds per llmsim op kind of one step (see :func:`profile_calls`; ``kind.fn`` labels count as ``kind``)."""
+def seconds_by_kind(calls: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Seconds per llmsim op kind of a :func:`profile_calls` result (``kind.fn`` labels count as ``kind``)."""
     out: dict[str, float] = {}
-    for k, v in profile_calls(fn, device_type).items():
+    for k, v in calls.items():
         if v["seconds"] > 0:
-            out[k.split(".")[0]] = out.get(k.split(".")[0], 0.0) + v["seconds"]
+            kind = k.split(".")[0]
+            out[kind] = out.get(kind, 0.0) + v["seconds"]
     return out
-
 
 
 def profile_calls(fn, device_type: str) -> dict[str, dict[str, float]]:
