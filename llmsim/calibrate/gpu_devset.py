@@ -1,0 +1,95 @@
+"""Score the GPU model on an end-to-end development set (``shared/data/h100_gpt2_dev.json``).
+
+Each case of the file is one step of a plain-PyTorch GPT-2 reference (fp16) measured on a real GPU
+as one CUDA-graph replay (``graph_s``) and launched op by op from Python (``eager_s``), with the
+GPU kernel time of one graph replay by kernel class (``breakdown_s``: ``gemm``, ``layernorm``,
+``elementwise_other`` — everything else, attention included). This module predicts the same cases
+with llmsim (no torch needed) and returns per case measured / predicted / error, MAPE per
+phase × mode, and per kernel class the measured and predicted kernel time (device time of the
+ops of that class, without the inter-kernel gap), plus the measured and predicted gap
+(step time − kernel time).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from llmsim.graph.ops import OpKind
+
+CLASSES = ("gemm", "layernorm", "elementwise_other")
+
+
+def kernel_class(kind: OpKind) -> str:
+    """The development set's kernel class of an llmsim op kind."""
+    return {OpKind.matmul: "gemm", OpKind.norm: "layernorm"}.get(kind, "elementwise_other")
+
+
+def case_size(case: dict) -> int:
+    """Prompt length (prefill) or context length (decode) of a development-set case."""
+    return int(case["seq"] if case["phase"] == "prefill" else case["context"])
+
+
+def predict_case(hw: Any, model: Any, case: dict, mode: str) -> dict[str, Any]:
+    """Predicted step seconds and, per kernel class, the device time of its ops (no gaps)."""
+    from llmsim.config.loader import make_scenario
+    from llmsim.engine import make_device, simulate_step
+    from llmsim.graph.lower import lower_decode, lower_prefill
+
+    phase, b, s = case["phase"], int(case["batch"]), case_size(case)
+    sc = make_scenario({"batch": b, "prompt": s, "gen": 2, "mode": mode, "weight_dtype": "fp16",
+                        "act_dtype": "fp16", "kv_dtype": "fp16"})
+    g = lower_prefill(model, sc, batch=b, seq=s) if phase == "prefill" else lower_decode(model, sc, context=s, batch=b)
+    dev = make_device(hw, model, sc, "cycle", context=s)
+    res = simulate_step(g, dev)
+    by_class = dict.fromkeys(CLASSES, 0.0)
+    kernels = 0
+    fw = hw.framework
+    for n in g.nodes:
+        op = g.nodes[n]["op"]
+        by_class[kernel_class(op.kind)] += dev.kernel_seconds(op) if hasattr(dev, "kernel_seconds") \
+            else dev.cycle_cost(op).seconds
+        kernels += fw.calls(op.kind.value, op.attr("fn")).kernels
+    return {"seconds": res.latency_s, "by_class_s": by_class, "kernels": kernels}
+
+
+def score_dev_set(data: dict, hw: Any, load_model) -> dict[str, Any]:
+    """Rows (one per case × mode) and summaries; ``load_model(name)`` returns a ModelSpec."""
+    rows, models = [], {}
+    for case in data["results"]:
+        name = case["model"]
+        if name not in models:
+            models[name] = load_model(name)
+        for mode in ("graph", "eager"):
+            p = predict_case(hw, models[name], case, mode)
+            meas = case[f"{mode}_s"]
+            row = {"model": name, "phase": case["phase"], "batch": case["batch"], "size": case_size(case),
+                   "mode": mode, "measured_s": meas, "predicted_s": p["seconds"],
+                   "error": p["seconds"] / meas - 1.0}
+            if mode == "graph":
+                row["measured_class_s"] = dict(case.get("breakdown_s", {}))
+                row["predicted_class_s"] = p["by_class_s"]
+                row["kernels"] = p["kernels"]
+            rows.append(row)
+    mape: dict[str, list[float]] = {}
+    for r in rows:
+        mape.setdefault(f"{r['phase']}/{r['mode']}", []).append(abs(r["error"]))
+    classes: dict[str, list[float]] = {}
+    for r in rows:
+        if r["mode"] != "graph" or not r["measured_class_s"]:
+            continue
+        meas_k = sum(r["measured_class_s"].values())
+        pred_k = sum(r["predicted_class_s"].values())
+        for c in (*CLASSES, "gap"):
+            m = r["measured_s"] - meas_k if c == "gap" else r["measured_class_s"].get(c, 0.0)
+            p = r["predicted_s"] - pred_k if c == "gap" else r["predicted_class_s"].get(c, 0.0)
+            key = f"{c}/{r['phase']}"
+            acc = classes.setdefault(key, [0.0, 0.0, 0.0])
+            acc[0] += m
+            acc[1] += p
+            if c != "gap":
+                acc[2] += abs(p / m - 1.0) if m > 0 else 0.0
+    n_case = {ph: sum(1 for r in rows if r["mode"] == "graph" and r["phase"] == ph) for ph in ("prefill", "decode")}
+    by_class = {k: {"measured_s": v[0], "predicted_s": v[1], "mape": v[2] / n_case[k.split("/")[1]]}
+                for k, v in classes.items()}
+    return {"rows": rows, "mape": {k: statistics.mean(v) for k, v in sorted(mape.items())}, "by_class": by_class}
