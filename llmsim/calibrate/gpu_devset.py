@@ -53,6 +53,33 @@ def predict_case(hw: Any, model: Any, case: dict, mode: str) -> dict[str, Any]:
     return {"seconds": res.latency_s, "by_class_s": by_class, "kernels": kernels}
 
 
+def case_ops(model: Any, case: dict) -> list[tuple[Any, int]]:
+    """The step's ops as (op, count) with one entry per distinct op signature (layers repeat)."""
+    from collections import Counter
+
+    from llmsim.config.loader import make_scenario
+    from llmsim.graph.lower import lower_decode, lower_prefill
+
+    phase, b, s = case["phase"], int(case["batch"]), case_size(case)
+    sc = make_scenario({"batch": b, "prompt": s, "gen": 2, "weight_dtype": "fp16", "act_dtype": "fp16",
+                        "kv_dtype": "fp16"})
+    g = lower_prefill(model, sc, batch=b, seq=s) if phase == "prefill" else lower_decode(model, sc, context=s, batch=b)
+    count: Counter = Counter()
+    first: dict = {}
+    for n in g.nodes:
+        op = g.nodes[n]["op"]
+        count[op.signature] += 1
+        first.setdefault(op.signature, op)
+    return [(first[k], v) for k, v in count.items()]
+
+
+def graph_step_seconds(dev: Any, ops: list[tuple[Any, int]]) -> float:
+    """A CUDA-graph step without the event engine: one GPU stream runs the ops one after another
+    and graph replay issues nothing on the host, so the step is the sum of the ops' device time
+    (``tests/test_gpu.py`` checks this equals :func:`llmsim.engine.simulate_step`)."""
+    return sum(n * dev.cost(op).device_seconds for op, n in ops)
+
+
 def score_dev_set(data: dict, hw: Any, load_model) -> dict[str, Any]:
     """Rows (one per case × mode) and summaries; ``load_model(name)`` returns a ModelSpec."""
     rows, models = [], {}
