@@ -155,7 +155,7 @@ def fit(cs: list[dict], start: dict[str, float], rounds: int = 3, dev: list | No
 
 def start_params() -> dict[str, float]:
     hw = load_hardware("h100")
-    p = {"memory_efficiency": hw.memory_efficiency, "idle_stream_latency_s": 14e-6}  # fitted (measurement model only)
+    p = {"memory_efficiency": hw.memory_efficiency, "idle_stream_latency_s": 12e-6}  # fitted (measurement model only)
     for path in FIELDS | DEV_FIELDS:
         if path.startswith(("kernels.", "framework.")):
             obj = hw
