@@ -10,7 +10,7 @@ to the uncontended value (validation runs take medians on a quiet machine instea
   ``memory_efficiency`` and ``core_memory_bandwidth_bytes_per_s``;
 * read bandwidth of arrays half the size of L2 and of L3 (dispatch time subtracted);
 * per-op dispatch: a 1-element add in a loop → ``framework.eager_dispatch_s``;
-* small-batch GEMMs: 1-row matmuls over a chain of distinct weights of ~LLC/4 each, ≥ 4 × the LLC in all (the
+* small-batch GEMMs: 1-row matmuls over a chain of distinct 8 MiB weights, ≥ 2 × the LLC in all (the
   access pattern of a decode step) → ``gemv_weight_bytes_per_s``; on one weight ≥ 4 × the last-level cache
   an 8-row matmul minus its FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight
   before a multi-row GEMM; that pass streams the weight at its own, measured rate);
@@ -193,11 +193,13 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     for rows in (1, 8):
         a, c = be.empty(0, "fp32", (rows, side)), be.empty(0, "fp32", (rows, side))
         rates[rows] = min(_time(lambda a=a, c=c: be.matmul(a, w, c), reps))
-    # a decode step streams a chain of distinct weights, each smaller than the last-level cache and
+    # a decode step streams a chain of distinct weights, each far smaller than the last-level cache and
     # together larger: every GEMV of the chain starts cold (thread wake-up, prefetch ramp), which one
     # large weight hides. Time the chain, as the step runs it.
-    side_w = 512 if quick else max(512, int((llc / 4 / 4) ** 0.5))  # each weight ~ LLC / 4
-    chain = [be.empty(0, "fp32", (side_w, side_w)) for _ in range(max(4, ceil(4 * llc / (4 * side_w**2))))]
+    # weights the size of a GPT-2-class layer's (8 MiB fp32), together >= 2 x the LLC (at most 64 of them)
+    side_w = 512 if quick else 1448
+    n_w = 4 if quick else min(64, max(4, ceil(2 * llc / (4 * side_w**2))))
+    chain = [be.empty(0, "fp32", (side_w, side_w)) for _ in range(n_w)]
     a1, c1 = be.empty(0, "fp32", (1, side_w)), be.empty(0, "fp32", (1, side_w))
 
     def run_chain() -> None:
@@ -319,8 +321,7 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                          "fp32, one thread, minus one dispatch) x clock / elements, as the reference model calls it",
             "blas": "gemv_weight_bytes_per_s = fp32 weight bytes / time of 1-row matmuls over a chain of distinct "
                     f"{res.get('gemv_chain_side', '?')} x {res.get('gemv_chain_side', '?')} weights "
-                    "(~LLC/4 each, >= 4 x the LLC in "
-                    "all: a decode step's access pattern; "
+                    "(8 MiB each, >= 2 x the LLC in all, at most 64: a decode step's access pattern; "
                     f"one large square weight streams at {gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
                     "pack_weight_bytes_per_s = the same weight / (time of an 8-row "
                     "matmul minus its FLOPs at the measured GEMM rate): the library's packing of a DRAM-resident "
