@@ -58,6 +58,14 @@ def test_longer_latencies_never_make_an_op_faster(op, field, k):
     assert slow >= fast * (1 - 1e-12)
 
 
+@pytest.mark.parametrize("field", ["gemm_latency_rounds", "pointwise_latency_rounds", "reduction_extra_rounds"])
+def test_one_more_dependent_round_never_makes_an_op_faster(field):
+    base = build_device(H100, fidelity="cycle")
+    more = build_device(_with(H100, **{f"kernels__{field}": getattr(H100.kernels, field) + 1}), fidelity="cycle")
+    for op in OPS:
+        assert more.cost(op).seconds >= base.cost(op).seconds * (1 - 1e-12), op.name
+
+
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
 def test_more_resident_reduction_ctas_or_wider_rounds_never_slower(op):
     """More row-reduction CTAs per SM and more bytes per dependent round are resources."""
