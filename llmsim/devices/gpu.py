@@ -17,6 +17,14 @@ GPU runs do, then counts waves over the SMs:
   LeanAttention, arXiv 2405.10480), with the split count chosen to minimise time.
 * **Norms, activations, elementwise, embedding, KV writes**: bandwidth-bound streaming
   kernels whose CTAs fill the SMs (occupancy) at ``sm_bandwidth_bytes_per_s`` each.
+* **Latency chain** (what a short kernel costs beyond bytes / bandwidth): every kernel adds
+  ``launch_latency_s`` plus dependent memory round trips of ``memory_latency_s`` that no wave
+  hides — ``gemm_latency_rounds`` for GEMM/GEMV/attention, ``pointwise_latency_rounds`` for
+  pointwise kernels; a norm (one CTA per row) walks its row in rounds of
+  ``reduction_bytes_per_round`` plus ``reduction_extra_rounds``, once per wave of
+  ``reduction_ctas_per_sm`` × SMs rows. A split-K reduction or split-KV merge is a dependent
+  second kernel: the graph gap (``framework.kernel_overhead_s``) and its own chain. Fitted on
+  the H100 development set (``benchmarks/calibrate_gpu.py --dev``; docs/validation.md).
 
 Every time is ``max`` of terms that are each ≥ the matching roofline term, so no op beats
 :meth:`Device.bound` (DESIGN law 5), and every term falls (or stays) with more SMs, a
