@@ -1,0 +1,264 @@
+"""Decode steps in bulk: one template, one cost per context-dependent op, replayed schedules.
+
+The decode steps of a generation differ only in context (:mod:`llmsim.engine.template`). This
+module costs them together:
+
+1. every op of the template is costed once; each group of context-dependent ops (the attention
+   of every layer) is costed once per step, at that step's op;
+2. the step is cut into segments as :func:`~llmsim.engine.simulate.simulate_step` cuts it, and
+   each distinct segment is simulated by simpy once per *variant* (steps whose context-dependent
+   costs have the same phase units), recording the order units were granted;
+3. that order is replayed for every step of the variant in one vectorised pass
+   (:func:`~llmsim.engine.replay.replay`); a step whose costs would make simpy pick another order
+   is simulated by simpy again, segment by segment.
+
+The result of each step is what :func:`simulate_step` returns for the step's own graph: the same
+times (the replay performs simpy's additions and maxima), energies, bytes and breakdowns; the
+per-op records are built when first read. ``tests/test_bulk.py`` compares the two paths.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from llmsim.devices.base import Cost, Device
+from llmsim.engine.replay import Schedule, replay, replayable
+from llmsim.engine.result import LazyRecords, OpRecord, Segment, StepResult, _sum_into, op_class
+from llmsim.engine.simulate import _attribute, _cuts, _run_segment, _segment_key
+from llmsim.engine.template import DecodeTemplate
+
+
+@dataclass
+class _Seg:
+    """One distinct segment: its nodes (first occurrence) and where it recurs."""
+
+    nodes: list[str]
+    occurrences: list[list[str]] = field(default_factory=list)
+
+
+def _layer_key(op) -> str:
+    return f"{op.stack}.L{op.layer}" if op.layer >= 0 else (op.stack or "model")
+
+
+def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], steps: list[int]
+                    ) -> list[StepResult] | None:
+    """Every decode step at ``contexts`` (step indices ``steps``), or ``None`` when a precondition
+    of the bulk path does not hold (the caller then simulates each step from its own graph)."""
+    g = tpl.graph
+    n = len(contexts)
+    order = list(nx.lexicographical_topological_sort(g))
+    group_of = {v: gi for gi, members in enumerate(tpl.groups) for v in members}
+    base = {v: device.cost(g.nodes[v]["op"]) for v in order}
+    gops = [[tpl.op_at(gi, c) for c in contexts] for gi in range(len(tpl.groups))]
+    gcost = [[device.cost(op) for op in ops] for ops in gops]
+
+    def cost(v: str, s: int) -> Cost:
+        gi = group_of.get(v)
+        return base[v] if gi is None else gcost[gi][s]
+
+    fixed_issue = any(p.issue for v in order if v not in group_of for p in base[v].phases)
+    issue = [fixed_issue or any(p.issue for gc in gcost for p in gc[s].phases) for s in range(n)]
+    if len(set(issue)) > 1:
+        return None
+    if issue[0]:
+        bounds = [len(order)]
+    else:
+        bounds = [c + 1 for c in _cuts(order, g)]
+        if not bounds or bounds[-1] != len(order):
+            bounds.append(len(order))
+
+    # distinct segments (the context-dependent group of each node is part of the key)
+    segs: dict[tuple, _Seg] = {}
+    layout: list[tuple] = []
+    start = 0
+    for end in bounds:
+        nodes = order[start:end]
+        start = end
+        sig, edges = _segment_key(nodes, g)
+        key = (tuple(zip(sig, (group_of.get(v, -1) for v in nodes), strict=True)), edges)
+        segs.setdefault(key, _Seg(nodes)).occurrences.append(nodes)
+        layout.append(key)
+    keys = list(segs)
+
+    # steps with the same phase units in their context-dependent costs share recorded schedules
+    variants: dict[tuple, list[int]] = defaultdict(list)
+    for s in range(n):
+        variants[tuple(tuple((p.unit, p.issue) for p in gc[s].phases) for gc in gcost)].append(s)
+
+    # per step, per distinct segment: (duration, segments per op, share per op, idle)
+    out: list[dict[tuple, tuple]] = [{} for _ in range(n)]
+    can_replay = replayable(device.units)
+    for idx in variants.values():
+        for key in keys:
+            _segment_steps(segs[key].nodes, g, idx, cost, device.units, can_replay, key, out)
+
+    # breakdown matrices per distinct segment: layer and op-class keys of each occurrence
+    layer_keys: dict[str, int] = {}
+    class_keys: dict[str, int] = {}
+    mats = {}
+    for key in keys:
+        sg = segs[key]
+        rows_l, rows_c = [], []
+        for occ in sg.occurrences:
+            ops = [g.nodes[v]["op"] for v in occ]
+            rows_l.append([layer_keys.setdefault(_layer_key(op), len(layer_keys)) for op in ops])
+            rows_c.append([class_keys.setdefault(op_class(v, op.kind.value), len(class_keys))
+                           for v, op in zip(occ, ops, strict=True)])
+        mats[key] = (rows_l, rows_c, [g.nodes[v]["op"].kind.value for v in sg.nodes])
+    L = {key: _count_matrix(mats[key][0], len(layer_keys)) for key in keys}
+    C = {key: _count_matrix(mats[key][1], len(class_keys)) for key in keys}
+    layer_names, class_names = list(layer_keys), list(class_keys)
+
+    # step-constant sums over the ops outside the context-dependent groups
+    fixed = [v for v in order if v not in group_of]
+    e0: dict[str, float] = {}
+    b0: dict[str, float] = {}
+    st0: dict[str, float] = {}
+    for v in fixed:
+        _sum_into(e0, base[v].energy_j)
+        _sum_into(b0, base[v].bytes_by_level)
+        _sum_into(st0, base[v].stats)
+    f0 = sum(g.nodes[v]["op"].flops for v in fixed)
+    sizes = [len(m) for m in tpl.groups]
+
+    spec = device.spec
+    bg = device.background_power_w()
+    results = []
+    for s in range(n):
+        res = out[s]
+        t, idle = 0.0, 0.0
+        offsets = []
+        for key in layout:
+            dur, _, _, seg_idle = res[key]
+            offsets.append(t)
+            idle += seg_idle
+            t += dur
+        by_kind: dict[str, float] = defaultdict(float)
+        by_unit: dict[str, float] = defaultdict(float)
+        lay = np.zeros(len(layer_names))
+        cls = np.zeros(len(class_names))
+        for key in keys:
+            _, sg_segs, share, _ = res[key]
+            k = len(segs[key].occurrences)
+            for kind, a in zip(mats[key][2], share, strict=True):
+                by_kind[kind] += a * k
+            for ss in sg_segs:
+                for x in ss:
+                    by_unit[x.unit] += (x.end - x.start) * k
+            a = np.asarray(share)
+            lay += L[key] @ a
+            cls += C[key] @ a
+        if idle > 0:
+            by_kind["idle"] += idle
+        by_layer = dict(zip(layer_names, lay.tolist(), strict=True))
+        if idle > 0:
+            by_layer["idle"] = by_layer.get("idle", 0.0) + idle
+        energy, nbytes, stats, flops = dict(e0), dict(b0), dict(st0), f0
+        for gi, size in enumerate(sizes):
+            c = gcost[gi][s]
+            _sum_into(energy, c.energy_j, size)
+            _sum_into(nbytes, c.bytes_by_level, size)
+            _sum_into(stats, c.stats, size)
+            flops += gops[gi][s].flops * size
+        _sum_into(energy, {"static": spec.static_power_w * t} | {k: w * t for k, w in bg.items()})
+        results.append(StepResult(
+            phase="decode", step=steps[s], batch=g.graph["batch"], seq_len=None, context_len=contexts[s],
+            latency_s=t, energy_j=sum(energy.values()), energy_breakdown_j=energy,
+            latency_breakdown_s=dict(by_kind), latency_by_layer_s=by_layer, busy_by_unit_s=dict(by_unit),
+            bytes_by_level=nbytes, flops=flops, stats=stats,
+            records=LazyRecords(_records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops),
+                                len(order)),
+            time_by_op_class_s=dict(zip(class_names, cls.tolist(), strict=True)),
+        ))
+    return results
+
+
+def _count_matrix(rows: list[list[int]], n_keys: int) -> np.ndarray:
+    m = np.zeros((n_keys, len(rows[0]) if rows else 0))
+    for r in rows:
+        for i, k in enumerate(r):
+            m[k, i] += 1.0
+    return m
+
+
+def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_cap: dict[str, int],
+                   can_replay: bool, key: tuple, out: list[dict[tuple, tuple]]) -> None:
+    """Fill ``out[s][key]`` for every step ``s`` in ``idx``: simpy for the first, replay for the rest."""
+    local = {v: i for i, v in enumerate(nodes)}
+
+    def simpy_run(s: int, grants=None) -> tuple:
+        costs = {v: cost(v, s) for v in nodes}
+        dur, ss = _run_segment(nodes, g, costs, units_cap, grants)
+        share, seg_idle = _attribute(ss, dur)
+        return dur, ss, share, seg_idle
+
+    s0 = idx[0]
+    grants: list[tuple[int, int]] = []
+    first = simpy_run(s0, grants)
+    out[s0][key] = first
+    rest = idx[1:]
+    if not rest:
+        return
+    phases0 = [cost(v, s0).phases for v in nodes]
+    if can_replay:
+        n_issue = []
+        for ph in phases0:
+            k = 0
+            while k < len(ph) and ph[k].issue:
+                k += 1
+            n_issue.append(k)
+        sched = Schedule(
+            n_ops=len(nodes), preds=[[local[p] for p in g.predecessors(v) if p in local] for v in nodes],
+            units=[[p.unit for p in ph] for ph in phases0], n_issue=n_issue,
+            any_issue=any(p.issue for ph in phases0 for p in ph), grants=grants)
+        sec0 = [[np.array([p.seconds]) for p in ph] for ph in phases0]
+        st, en, req, _ = replay(sched, sec0, 1)
+        simulated = [first[1][v][j] for v, j in grants]
+        if all(a.start == x[0] and a.end == y[0] for a, x, y in zip(simulated, st, en, strict=True)):
+            sched.recorded_req = req[:, 0]
+            seconds = [[np.array([cost(v, s).phases[j].seconds for s in rest]) for j in range(len(ph))]
+                       for v, ph in zip(nodes, phases0, strict=True)]
+            st, en, _, ok = replay(sched, seconds, len(rest))
+            dur = np.maximum(en.max(axis=0), 0.0) if len(grants) else np.zeros(len(rest))
+            for i, s in enumerate(rest):
+                if not ok[i]:
+                    out[s][key] = simpy_run(s)
+                    continue
+                ss: list[list[Segment]] = [[] for _ in nodes]
+                for gi, (v, j) in enumerate(grants):
+                    ss[v].append(Segment(sched.units[v][j], float(st[gi, i]), float(en[gi, i]),
+                                         phases0[v][j].issue))
+                d = float(dur[i])
+                share, seg_idle = _attribute(ss, d)
+                out[s][key] = (d, ss, share, seg_idle)
+            return
+    for s in rest:
+        out[s][key] = simpy_run(s)
+
+
+def _records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops):
+    def build() -> list[OpRecord]:
+        records = []
+        occ_i: dict[tuple, int] = defaultdict(int)
+        for key, t in zip(layout, offsets, strict=True):
+            nodes = segs[key].occurrences[occ_i[key]]
+            occ_i[key] += 1
+            _, sg_segs, share, _ = res[key]
+            for v, ss, a in zip(nodes, sg_segs, share, strict=True):
+                op, c = g.nodes[v]["op"], cost(v, s)
+                gi = group_of.get(v)
+                shape_op = op if gi is None else gops[gi][s]
+                shifted = tuple(Segment(x.unit, x.start + t, x.end + t, x.issue) for x in ss)
+                records.append(OpRecord(
+                    name=v, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=shape_op.flops,
+                    start=shifted[0].start if shifted else t, end=max(x.end for x in shifted) if shifted else t,
+                    segments=shifted, busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
+                    bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
+                    shape=dict(shape_op.shape), bytes_total=shape_op.bytes_total, attributed_s=a,
+                ))
+        return records
+    return build
