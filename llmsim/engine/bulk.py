@@ -72,17 +72,20 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
             bounds.append(len(order))
 
     # distinct segments (the context-dependent group of each node is part of the key)
-    segs: dict[tuple, _Seg] = {}
-    layout: list[tuple] = []
+    ids: dict[tuple, int] = {}
+    segs: list[_Seg] = []
+    layout: list[int] = []  # distinct-segment id of every segment, in order
     start = 0
     for end in bounds:
         nodes = order[start:end]
         start = end
         sig, edges = _segment_key(nodes, g)
-        key = (tuple(zip(sig, (group_of.get(v, -1) for v in nodes), strict=True)), edges)
-        segs.setdefault(key, _Seg(nodes)).occurrences.append(nodes)
-        layout.append(key)
-    keys = list(segs)
+        uid = ids.setdefault((tuple(zip(sig, (group_of.get(v, -1) for v in nodes), strict=True)), edges), len(ids))
+        if uid == len(segs):
+            segs.append(_Seg(nodes))
+        segs[uid].occurrences.append(nodes)
+        layout.append(uid)
+    keys = range(len(segs))
 
     # steps with the same phase units in their context-dependent costs share recorded schedules
     variants: dict[tuple, list[int]] = defaultdict(list)
@@ -90,7 +93,7 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
         variants[tuple(tuple((p.unit, p.issue) for p in gc[s].phases) for gc in gcost)].append(s)
 
     # per step, per distinct segment: (duration, segments per op, share per op, idle)
-    out: list[dict[tuple, tuple]] = [{} for _ in range(n)]
+    out: list[list] = [[None] * len(segs) for _ in range(n)]
     can_replay = replayable(device.units)
     for idx in variants.values():
         for key in keys:
@@ -186,7 +189,7 @@ def _count_matrix(rows: list[list[int]], n_keys: int) -> np.ndarray:
 
 
 def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_cap: dict[str, int],
-                   can_replay: bool, key: tuple, out: list[dict[tuple, tuple]]) -> None:
+                   can_replay: bool, key: int, out: list[list]) -> None:
     """Fill ``out[s][key]`` for every step ``s`` in ``idx``: simpy for the first, replay for the rest."""
     local = {v: i for i, v in enumerate(nodes)}
 
@@ -243,7 +246,7 @@ def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_
 def _records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops):
     def build() -> list[OpRecord]:
         records = []
-        occ_i: dict[tuple, int] = defaultdict(int)
+        occ_i: dict[int, int] = defaultdict(int)
         for key, t in zip(layout, offsets, strict=True):
             nodes = segs[key].occurrences[occ_i[key]]
             occ_i[key] += 1

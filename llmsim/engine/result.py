@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -42,6 +42,19 @@ class OpRecord:
     shape: dict[str, int]
     bytes_total: float
     attributed_s: float = 0.0
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(OpRecord))
+
+
+def _record_dict(r: OpRecord) -> dict[str, Any]:
+    """``dataclasses.asdict(r)`` without its generic deep copy (the records' leaves are floats,
+    strings and flat dicts)."""
+    d = {k: getattr(r, k) for k in _RECORD_FIELDS}
+    d["segments"] = tuple({"unit": x.unit, "start": x.start, "end": x.end, "issue": x.issue} for x in r.segments)
+    for k in ("bytes_by_level", "energy_j", "stats", "shape"):
+        d[k] = dict(d[k])
+    return d
 
 
 def op_class(name: str, kind: str) -> str:
@@ -152,7 +165,7 @@ class StepResult:
             "bytes_by_level": self.bytes_by_level, "flops": self.flops, "stats": self.stats,
         }
         if trace:
-            d["trace"] = [asdict(r) for r in self.records]
+            d["trace"] = [_record_dict(r) for r in self.records]
         return d
 
 

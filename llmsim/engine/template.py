@@ -29,21 +29,23 @@ class NotAffine(Exception):
     """Two lowerings differ in a way that is not an affine function of context."""
 
 
-def _affine(a, b, k: int):
-    """``a + k·(b − a)`` over the numeric leaves of ``a`` and ``b`` (ops, tuples, dataclasses)."""
+def _plan(a, b) -> Callable[[int], object]:
+    """``k -> a + k·(b − a)`` over the numeric leaves of ``a`` and ``b`` (ops, tuples, dataclasses);
+    leaves that are equal are shared, others must be numbers of one type."""
     if a == b and type(a) is type(b):
-        return a
+        return lambda k: a
     if isinstance(a, bool) or isinstance(b, bool) or type(a) is not type(b):
         raise NotAffine(f"{a!r} -> {b!r}")
-    if isinstance(a, int):
-        return a + k * (b - a)
-    if isinstance(a, float):
-        return a + k * (b - a)
+    if isinstance(a, int | float):
+        d = b - a
+        return lambda k: a + k * d
     if isinstance(a, tuple) and len(a) == len(b):
-        return tuple(_affine(x, y, k) for x, y in zip(a, b, strict=True))
+        parts = [_plan(x, y) for x, y in zip(a, b, strict=True)]
+        return lambda k: tuple(p(k) for p in parts)
     if dataclasses.is_dataclass(a):
-        return dataclasses.replace(a, **{f.name: _affine(getattr(a, f.name), getattr(b, f.name), k)
-                                         for f in dataclasses.fields(a) if f.init})
+        changed = [(f.name, _plan(getattr(a, f.name), getattr(b, f.name))) for f in dataclasses.fields(a)
+                   if f.init and getattr(a, f.name) != getattr(b, f.name)]
+        return lambda k: dataclasses.replace(a, **{name: p(k) for name, p in changed})
     raise NotAffine(f"{a!r} -> {b!r}")
 
 
@@ -71,11 +73,10 @@ class DecodeTemplate:
     graph: nx.DiGraph
     context0: int
     groups: list[list[str]]
-    _a: list[Op]
-    _b: list[Op]
+    _plans: list[Callable[[int], Op]]
 
     def op_at(self, group: int, context: int) -> Op:
-        return _affine(self._a[group], self._b[group], context - self.context0)
+        return self._plans[group](context - self.context0)
 
 
 def build_template(lower: Callable[[int], nx.DiGraph], first: int, last: int) -> DecodeTemplate | None:
@@ -92,15 +93,15 @@ def build_template(lower: Callable[[int], nx.DiGraph], first: int, last: int) ->
         by_sig.setdefault((g0.nodes[v]["op"].signature, g1.nodes[v]["op"].signature), []).append(v)
     groups = list(by_sig.values())
     try:
-        for c in sorted({(first + last) // 2, last} - {first, first + 1}):
-            gc = lower(c)
-            if not _same_structure(g0, gc):
-                return None
-            for v in g0.nodes:
-                a, b = g0.nodes[v]["op"], g1.nodes[v]["op"]
-                if not _close(_affine(a, b, c - first), gc.nodes[v]["op"]):
-                    return None
+        plans = {v: _plan(g0.nodes[v]["op"], g1.nodes[v]["op"]) for v in changed}
     except NotAffine:
         return None
-    return DecodeTemplate(g0, first, groups, [g0.nodes[g[0]]["op"] for g in groups],
-                          [g1.nodes[g[0]]["op"] for g in groups])
+    for c in sorted({(first + last) // 2, last} - {first, first + 1}):
+        gc = lower(c)
+        if not _same_structure(g0, gc):
+            return None
+        for v in g0.nodes:
+            op = gc.nodes[v]["op"]
+            if not (_close(plans[v](c - first), op) if v in plans else op == g0.nodes[v]["op"]):
+                return None
+    return DecodeTemplate(g0, first, groups, [plans[g[0]] for g in groups])
