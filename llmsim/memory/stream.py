@@ -19,9 +19,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmsim.config.memory import DramSpec
-from llmsim.memory.dram import DramModel, DramStats
+
+if TYPE_CHECKING:
+    from llmsim.memory.dram import DramStats
+
+
+def DramModel(spec: DramSpec):  # noqa: N802  (imported on first use: it pulls in Numba)
+    from llmsim.memory.dram import DramModel as _Model
+
+    return _Model(spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,8 @@ def _steady(spec: DramSpec, write: bool) -> tuple[DramStats, DramStats]:
 
 def _scaled(s: DramStats, k: int) -> DramStats:
     """``k`` channels each running stream ``s`` side by side."""
+    from llmsim.memory.dram import DramStats
+
     return DramStats(s.cycles, s.seconds, s.bytes * k, {n: v * k for n, v in s.commands.items()}, s.row_hits * k,
                      s.row_misses * k, {n: v * k for n, v in s.energy_j.items()})
 
