@@ -34,12 +34,59 @@ from llmsim.memory import DramModel, DramStats, Requests
 TOKEN_ID_BYTES = 4  # one int32 token id per sequence from the host
 
 
-@functools.lru_cache(maxsize=4096)
-def _program_stats(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
-    """Every DRAM command of one channel program (cached per memory spec and row sequence)."""
+def _program_stats_exact(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
+    """Every DRAM command of one channel program."""
     op, row = mac_requests(rows, spec.rows)
     zeros = np.zeros(len(op), np.int64)
     return DramModel(spec).run(Requests(op, zeros, zeros, zeros, row))
+
+
+PERIODIC_MIN_REPS = 8  # a program repeating one pattern at least this often may be extrapolated
+
+
+def _period(rows: tuple[int, ...]) -> int:
+    """Length of the shortest pattern ``rows`` is a whole number of repeats of."""
+    n = len(rows)
+    for p in range(1, n // 2 + 1):
+        if n % p == 0 and rows[:n - p] == rows[p:]:
+            return p
+    return n
+
+
+@functools.lru_cache(maxsize=4096)
+def _program_stats(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
+    """DRAM stats of one channel program (cached per memory spec and row sequence).
+
+    A program that repeats one pattern ``reps`` times (a prefill matmul: one pattern per prompt
+    token) is costed in closed form, as a long stream is (:mod:`llmsim.memory.stream`): the
+    simulated ``m0`` and ``2·m0`` repeats, with ``m0`` repeats lasting at least eight refresh
+    intervals so refresh is sampled fairly, extrapolated at the measured rate per repeat.
+    ``tests/test_pim_program.py`` checks it against the full simulation."""
+    p = _period(rows)
+    reps = len(rows) // p
+    if reps >= PERIODIC_MIN_REPS:
+        unit = rows[:p]
+        one = _program_stats_exact(spec, unit)
+        m0 = max(1, math.ceil(8 * spec.timing.tREFI * spec.tck_s / one.seconds)) if one.seconds else 1
+        if 2 * m0 < reps:
+            a = _program_stats_exact(spec, unit * m0)
+            b = _program_stats_exact(spec, unit * (2 * m0))
+            return _extrapolate(a, b, m0, reps)
+    return _program_stats_exact(spec, rows)
+
+
+def _extrapolate(a: DramStats, b: DramStats, m0: int, reps: int) -> DramStats:
+    """Stats of ``reps`` repeats from those of ``m0`` (a) and ``2·m0`` (b)."""
+    x = (reps - 2 * m0) / m0
+
+    def lin(u, v):
+        return v + x * (v - u)
+
+    return DramStats(
+        cycles=round(lin(a.cycles, b.cycles)), seconds=lin(a.seconds, b.seconds), bytes=round(lin(a.bytes, b.bytes)),
+        commands={k: round(lin(a.commands.get(k, 0), v)) for k, v in b.commands.items()},
+        row_hits=round(lin(a.row_hits, b.row_hits)), row_misses=round(lin(a.row_misses, b.row_misses)),
+        energy_j={k: lin(a.energy_j.get(k, 0.0), v) for k, v in b.energy_j.items()})
 
 
 def _scale(s: DramStats, k: int) -> DramStats:
