@@ -89,6 +89,23 @@ def _extrapolate(a: DramStats, b: DramStats, m0: int, reps: int) -> DramStats:
         energy_j={k: lin(a.energy_j.get(k, 0.0), v) for k, v in b.energy_j.items()})
 
 
+@functools.lru_cache(maxsize=256)
+def _kv_write_stats(m: DramSpec, rows: int, width: int, kb: int, row_elems: int) -> DramStats:
+    """DRAM stats of appending ``rows`` K/V vectors of ``width`` elements (``kb`` bursts of K each)."""
+    v = np.arange(width, dtype=np.int64)
+    ch, bank, vrow = v % m.channels, (v // m.channels) % m.banks, v // (m.channels * m.banks)
+    parts = []
+    for r in range(rows):
+        kr = np.arange(kb, dtype=np.int64)
+        parts.append((kr % m.channels, np.zeros(kb, np.int64), (r + kr // (m.channels * row_elems)) % m.rows))
+        parts.append((ch, bank, (1 + rows + vrow) % m.rows))
+    c = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    rw = np.concatenate([p[2] for p in parts])
+    return DramModel(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
+                                     b % m.banks_per_group, rw))
+
+
 def _scale(s: DramStats, k: int) -> DramStats:
     return DramStats(s.cycles, s.seconds, s.bytes * k, {n: v * k for n, v in s.commands.items()}, s.row_hits * k,
                      s.row_misses * k, {n: v * k for n, v in s.energy_j.items()})
@@ -310,8 +327,9 @@ class Pim(Device):
         progs = [Program() for _ in range(g.channels)]
         adds = vmm_programs(K, N, g, progs)
         one = progs[0].passes
-        for _ in range(M - 1):
-            vmm_programs(K, N, g, progs)
+        for p in progs:  # M tokens, one after the other: the one-token program M times
+            p.rows *= M
+            p.gb_elems, p.out_elems, p.passes = p.gb_elems * M, p.out_elems * M, p.passes * M
         t_bank, stats, bus = self.run_programs(progs, op.dtype, op.dtype.bytes)
         bank = self._dram_cost(t_bank, stats, bus, op.flops, wdt)
         # chunks = (token, K-tile); tile i > 0 adds N partial sums, the last tile also the bias
@@ -370,21 +388,8 @@ class Pim(Device):
     def _kv_write(self, op: Op) -> Cost:
         """K appended to its reserved row (row-major, contiguous bursts); V column-major: every
         element to its own reserved row, one masked burst each (docs/pim.md)."""
-        rows, width = op.dim("rows"), op.dim("width")
-        g, m = self.geometry(op.kv_dtype or op.dtype), self.mem
-        kb = g.bursts(width)
-        v = np.arange(width, dtype=np.int64)
-        ch, bank, vrow = v % m.channels, (v // m.channels) % m.banks, v // (m.channels * m.banks)
-        parts = []
-        for r in range(rows):
-            kr = np.arange(kb, dtype=np.int64)
-            parts.append((kr % m.channels, np.zeros(kb, np.int64), (r + kr // (m.channels * g.row_elems)) % m.rows))
-            parts.append((ch, bank, (1 + rows + vrow) % m.rows))
-        c = np.concatenate([p[0] for p in parts])
-        b = np.concatenate([p[1] for p in parts])
-        rw = np.concatenate([p[2] for p in parts])
-        s = DramModel(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
-                                      b % m.banks_per_group, rw))
+        g = self.geometry(op.kv_dtype or op.dtype)
+        s = _kv_write_stats(self.mem, op.dim("rows"), op.dim("width"), g.bursts(op.dim("width")), g.row_elems)
         return self._dram_cost(s.seconds, s, 0.0, 0.0, op.kv_dtype or op.dtype)
 
     def _embedding(self, op: Op) -> Cost:

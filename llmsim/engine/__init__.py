@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +47,7 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
     with long_run_gc():
-        steps.append(simulate_step(lower_prefill(model, scenario), dev))
+        steps.append(simulate_step(_prefill_graph(model, scenario), dev))
         step_done()
         if progress:
             progress(1, scenario.gen)
@@ -66,17 +67,30 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen)
 
 
+# Step graphs depend on the model and the scenario, never on the hardware: a sweep over hardware
+# lowers them once per worker. The engine never mutates a graph, so sharing one is safe.
+@functools.lru_cache(maxsize=8)
+def _prefill_graph(model: ModelSpec, scenario: Scenario):
+    return lower_prefill(model, scenario)
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_template(model: ModelSpec, scenario: Scenario, first: int, last: int):
+    from llmsim.engine.template import build_template
+
+    return build_template(lambda c: lower_decode(model, scenario, context=c), first, last)
+
+
 def _bulk_decode(model: ModelSpec, scenario: Scenario, dev: Device, todo: list[tuple[int, int]]
                  ) -> list[StepResult] | None:
     from llmsim.engine.bulk import simulate_decode
-    from llmsim.engine.template import build_template
 
     if len(todo) < 3:
         return None
     ctxs = [c for _, c in todo]
     if ctxs != list(range(ctxs[0], ctxs[0] + len(ctxs))):
         return None
-    tpl = build_template(lambda c: lower_decode(model, scenario, context=c), ctxs[0], ctxs[-1])
+    tpl = _decode_template(model, scenario, ctxs[0], ctxs[-1])
     if tpl is None:
         return None
     return simulate_decode(tpl, dev, ctxs, [k for k, _ in todo])
