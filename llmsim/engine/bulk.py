@@ -44,37 +44,39 @@ def _layer_key(op) -> str:
     return f"{op.stack}.L{op.layer}" if op.layer >= 0 else (op.stack or "model")
 
 
-def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], steps: list[int]
-                    ) -> list[StepResult] | None:
-    """Every decode step at ``contexts`` (step indices ``steps``), or ``None`` when a precondition
-    of the bulk path does not hold (the caller then simulates each step from its own graph)."""
+@dataclass
+class _Plan:
+    """What the bulk path derives from a template alone (cached on it, shared by every device)."""
+
+    order: list[str]
+    group_of: dict[str, int]
+    segs: list[_Seg]
+    layout: list[int]                 # distinct-segment id of every segment, in order
+    kinds: list[list[str]]            # op kind of each op of each distinct segment
+    L: list[np.ndarray]               # occurrences x layer keys, per distinct segment
+    C: list[np.ndarray]               # occurrences x op-class keys, per distinct segment
+    layer_names: list[str]
+    class_names: list[str]
+
+
+def _plan(tpl: DecodeTemplate, whole: bool) -> _Plan:
+    """Segments of the template (one when ``whole``: issue phases run ahead across cuts)."""
+    cache = tpl.__dict__.setdefault("_bulk_plans", {})
+    if whole in cache:
+        return cache[whole]
     g = tpl.graph
-    n = len(contexts)
     order = list(nx.lexicographical_topological_sort(g))
     group_of = {v: gi for gi, members in enumerate(tpl.groups) for v in members}
-    base = {v: device.cost(g.nodes[v]["op"]) for v in order}
-    gops = [[tpl.op_at(gi, c) for c in contexts] for gi in range(len(tpl.groups))]
-    gcost = [[device.cost(op) for op in ops] for ops in gops]
-
-    def cost(v: str, s: int) -> Cost:
-        gi = group_of.get(v)
-        return base[v] if gi is None else gcost[gi][s]
-
-    fixed_issue = any(p.issue for v in order if v not in group_of for p in base[v].phases)
-    issue = [fixed_issue or any(p.issue for gc in gcost for p in gc[s].phases) for s in range(n)]
-    if len(set(issue)) > 1:
-        return None
-    if issue[0]:
+    if whole:
         bounds = [len(order)]
     else:
         bounds = [c + 1 for c in _cuts(order, g)]
         if not bounds or bounds[-1] != len(order):
             bounds.append(len(order))
-
     # distinct segments (the context-dependent group of each node is part of the key)
     ids: dict[tuple, int] = {}
     segs: list[_Seg] = []
-    layout: list[int] = []  # distinct-segment id of every segment, in order
+    layout: list[int] = []
     start = 0
     for end in bounds:
         nodes = order[start:end]
@@ -85,6 +87,46 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
             segs.append(_Seg(nodes))
         segs[uid].occurrences.append(nodes)
         layout.append(uid)
+    # breakdown matrices per distinct segment: layer and op-class keys of each occurrence
+    layer_keys: dict[str, int] = {}
+    class_keys: dict[str, int] = {}
+    rows = []
+    for sg in segs:
+        rows_l, rows_c = [], []
+        for occ in sg.occurrences:
+            ops = [g.nodes[v]["op"] for v in occ]
+            rows_l.append([layer_keys.setdefault(_layer_key(op), len(layer_keys)) for op in ops])
+            rows_c.append([class_keys.setdefault(op_class(v, op.kind.value), len(class_keys))
+                           for v, op in zip(occ, ops, strict=True)])
+        rows.append((rows_l, rows_c))
+    plan = _Plan(order, group_of, segs, layout, [[g.nodes[v]["op"].kind.value for v in sg.nodes] for sg in segs],
+                 [_count_matrix(r[0], len(layer_keys)) for r in rows],
+                 [_count_matrix(r[1], len(class_keys)) for r in rows], list(layer_keys), list(class_keys))
+    cache[whole] = plan
+    return plan
+
+
+def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], steps: list[int]
+                    ) -> list[StepResult] | None:
+    """Every decode step at ``contexts`` (step indices ``steps``), or ``None`` when a precondition
+    of the bulk path does not hold (the caller then simulates each step from its own graph)."""
+    g = tpl.graph
+    n = len(contexts)
+    group_of = {v: gi for gi, members in enumerate(tpl.groups) for v in members}
+    base = {v: device.cost(g.nodes[v]["op"]) for v in g.nodes}
+    gops = [[tpl.op_at(gi, c) for c in contexts] for gi in range(len(tpl.groups))]
+    gcost = [[device.cost(op) for op in ops] for ops in gops]
+
+    def cost(v: str, s: int) -> Cost:
+        gi = group_of.get(v)
+        return base[v] if gi is None else gcost[gi][s]
+
+    fixed_issue = any(p.issue for v in g.nodes if v not in group_of for p in base[v].phases)
+    issue = [fixed_issue or any(p.issue for gc in gcost for p in gc[s].phases) for s in range(n)]
+    if len(set(issue)) > 1:
+        return None
+    plan = _plan(tpl, issue[0])
+    order, segs, layout = plan.order, plan.segs, plan.layout
     keys = range(len(segs))
 
     # steps with the same phase units in their context-dependent costs share recorded schedules
@@ -98,23 +140,7 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
     for idx in variants.values():
         for key in keys:
             _segment_steps(segs[key].nodes, g, idx, cost, device.units, can_replay, key, out)
-
-    # breakdown matrices per distinct segment: layer and op-class keys of each occurrence
-    layer_keys: dict[str, int] = {}
-    class_keys: dict[str, int] = {}
-    mats = {}
-    for key in keys:
-        sg = segs[key]
-        rows_l, rows_c = [], []
-        for occ in sg.occurrences:
-            ops = [g.nodes[v]["op"] for v in occ]
-            rows_l.append([layer_keys.setdefault(_layer_key(op), len(layer_keys)) for op in ops])
-            rows_c.append([class_keys.setdefault(op_class(v, op.kind.value), len(class_keys))
-                           for v, op in zip(occ, ops, strict=True)])
-        mats[key] = (rows_l, rows_c, [g.nodes[v]["op"].kind.value for v in sg.nodes])
-    L = {key: _count_matrix(mats[key][0], len(layer_keys)) for key in keys}
-    C = {key: _count_matrix(mats[key][1], len(class_keys)) for key in keys}
-    layer_names, class_names = list(layer_keys), list(class_keys)
+    L, C, layer_names, class_names = plan.L, plan.C, plan.layer_names, plan.class_names
 
     # step-constant sums over the ops outside the context-dependent groups
     fixed = [v for v in order if v not in group_of]
@@ -147,7 +173,7 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
         for key in keys:
             _, sg_segs, share, _ = res[key]
             k = len(segs[key].occurrences)
-            for kind, a in zip(mats[key][2], share, strict=True):
+            for kind, a in zip(plan.kinds[key], share, strict=True):
                 by_kind[kind] += a * k
             for ss in sg_segs:
                 for x in ss:
