@@ -106,6 +106,33 @@ def _kv_write_stats(m: DramSpec, rows: int, width: int, kb: int, row_elems: int)
                                      b % m.banks_per_group, rw))
 
 
+def _run_programs(mem: DramSpec, progs: list[Program], dtype: DType, out_bytes: float
+                  ) -> tuple[float, DramStats, float]:
+    groups: dict[tuple, list] = {}
+    for p in progs:
+        groups.setdefault(p.key(), [p, 0])[1] += 1
+    worst, total, bus = 0.0, None, 0.0
+    for p, k in groups.values():
+        s = _program_stats(mem, tuple(p.rows)) if p.rows else None
+        nbytes = p.gb_elems * dtype.bytes + p.out_elems * out_bytes
+        worst = max(worst, (s.seconds if s else 0.0) + nbytes / mem.channel_bandwidth_bytes_per_s)
+        bus += k * nbytes
+        if s:
+            total = _scale(s, k) if total is None else total + _scale(s, k)
+    return worst, total, bus
+
+
+@functools.lru_cache(maxsize=8192)
+def _attention_banks(mem: DramSpec, g: Geometry, H: int, skv: int, D: int, dtype: DType) -> tuple:
+    """Bank side of one query over ``skv`` keys: (scores run, context run, ASIC partial-sum adds),
+    each run as :func:`_run_programs` returns it (cached: it depends on the memory and the shape only)."""
+    ps = [Program() for _ in range(g.channels)]
+    score_programs(H, skv, D, g, ps)
+    pc = [Program() for _ in range(g.channels)]
+    adds = context_programs(H, skv, D, g, pc)
+    return _run_programs(mem, ps, dtype, dtype.bytes), _run_programs(mem, pc, dtype, dtype.bytes), adds
+
+
 def _scale(s: DramStats, k: int) -> DramStats:
     return DramStats(s.cycles, s.seconds, s.bytes * k, {n: v * k for n, v in s.commands.items()}, s.row_hits * k,
                      s.row_misses * k, {n: v * k for n, v in s.energy_j.items()})
@@ -260,18 +287,7 @@ class Pim(Device):
     # ---- the banks ---------------------------------------------------------------------------
     def run_programs(self, progs: list[Program], dtype: DType, out_bytes: float) -> tuple[float, DramStats, float]:
         """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
-        groups: dict[tuple, list] = {}
-        for p in progs:
-            groups.setdefault(p.key(), [p, 0])[1] += 1
-        worst, total, bus = 0.0, None, 0.0
-        for p, k in groups.values():
-            s = _program_stats(self.mem, tuple(p.rows)) if p.rows else None
-            nbytes = p.gb_elems * dtype.bytes + p.out_elems * out_bytes
-            worst = max(worst, (s.seconds if s else 0.0) + nbytes / self.mem.channel_bandwidth_bytes_per_s)
-            bus += k * nbytes
-            if s:
-                total = _scale(s, k) if total is None else total + _scale(s, k)
-        return worst, total, bus
+        return _run_programs(self.mem, progs, dtype, out_bytes)
 
     def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType) -> Cost:
         """Energy, bytes and command counts of bank-side work lasting ``seconds``."""
@@ -335,7 +351,8 @@ class Pim(Device):
         # chunks = (token, K-tile); tile i > 0 adds N partial sums, the last tile also the bias
         bias = N if op.attr("bias") else 0
         per_chunk = [(N if i else 0) + (bias if i == one - 1 else 0) for i in range(one)] * M
-        t_add = [self._reduce(a, op.dtype)[0] for a in per_chunk]
+        t_of = {a: self._reduce(a, op.dtype)[0] for a in set(per_chunk)}
+        t_add = [t_of[a] for a in per_chunk]
         t_total = _flow([t_bank / len(per_chunk)] * len(per_chunk), t_add)
         _, red = self._reduce(adds * M + bias * M, op.dtype)
         tail = t_total - t_bank
@@ -352,12 +369,7 @@ class Pim(Device):
             for i in range(Sq):
                 skv = Skv - Sq + i + 1 if op.attr("causal") else Skv
                 if skv not in parts:
-                    ps = [Program() for _ in range(g.channels)]
-                    score_programs(H, skv, D, g, ps)
-                    pc = [Program() for _ in range(g.channels)]
-                    adds = context_programs(H, skv, D, g, pc)
-                    ts, ss, bs = self.run_programs(ps, op.dtype, op.dtype.bytes)
-                    tc, sc, bc = self.run_programs(pc, op.dtype, op.dtype.bytes)
+                    (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(self.mem, g, H, skv, D, op.dtype)
                     sm = self._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes)
                     tr, red = self._reduce(adds, op.dtype)
                     flops = 4.0 * H * skv * D

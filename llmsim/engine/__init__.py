@@ -47,7 +47,12 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
     with long_run_gc():
-        steps.append(simulate_step(_prefill_graph(model, scenario), dev))
+        if exact:
+            steps.append(simulate_step(lower_prefill(model, scenario), dev))
+        else:
+            from llmsim.engine.bulk import simulate_graph
+
+            steps.append(simulate_graph(_prefill_template(model, scenario), dev))
         step_done()
         if progress:
             progress(1, scenario.gen)
@@ -70,8 +75,11 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
 # Step graphs depend on the model and the scenario, never on the hardware: a sweep over hardware
 # lowers them once per worker. The engine never mutates a graph, so sharing one is safe.
 @functools.lru_cache(maxsize=8)
-def _prefill_graph(model: ModelSpec, scenario: Scenario):
-    return lower_prefill(model, scenario)
+def _prefill_template(model: ModelSpec, scenario: Scenario):
+    from llmsim.engine.template import StepTemplate
+
+    g = lower_prefill(model, scenario)
+    return StepTemplate(g, g.graph["seq_len"], [], [])
 
 
 @functools.lru_cache(maxsize=8)

@@ -29,7 +29,7 @@ from llmsim.devices.base import Cost, Device
 from llmsim.engine.replay import Schedule, replay, replayable
 from llmsim.engine.result import LazyRecords, OpRecord, Segment, StepResult, _sum_into, op_class
 from llmsim.engine.simulate import _attribute, _cuts, _run_segment, _segment_key
-from llmsim.engine.template import DecodeTemplate
+from llmsim.engine.template import StepTemplate
 
 
 @dataclass
@@ -59,7 +59,7 @@ class _Plan:
     class_names: list[str]
 
 
-def _plan(tpl: DecodeTemplate, whole: bool) -> _Plan:
+def _plan(tpl: StepTemplate, whole: bool) -> _Plan:
     """Segments of the template (one when ``whole``: issue phases run ahead across cuts)."""
     cache = tpl.__dict__.setdefault("_bulk_plans", {})
     if whole in cache:
@@ -106,7 +106,15 @@ def _plan(tpl: DecodeTemplate, whole: bool) -> _Plan:
     return plan
 
 
-def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], steps: list[int]
+def simulate_graph(tpl: StepTemplate, device: Device) -> StepResult:
+    """One step graph with nothing context-dependent (a prefill), through the same machinery:
+    its segment plan cached with the graph, aggregates without per-op records."""
+    out = simulate_decode(tpl, device, [tpl.context0], [tpl.graph.graph.get("step", 0)])
+    assert out is not None and not tpl.groups
+    return out[0]
+
+
+def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], steps: list[int]
                     ) -> list[StepResult] | None:
     """Every decode step at ``contexts`` (step indices ``steps``), or ``None`` when a precondition
     of the bulk path does not hold (the caller then simulates each step from its own graph)."""
@@ -155,6 +163,7 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
     sizes = [len(m) for m in tpl.groups]
 
     spec = device.spec
+    phase = g.graph["phase"]
     bg = device.background_power_w()
     results = []
     for s in range(n):
@@ -195,7 +204,8 @@ def simulate_decode(tpl: DecodeTemplate, device: Device, contexts: list[int], st
             flops += gops[gi][s].flops * size
         _sum_into(energy, {"static": spec.static_power_w * t} | {k: w * t for k, w in bg.items()})
         results.append(StepResult(
-            phase="decode", step=steps[s], batch=g.graph["batch"], seq_len=None, context_len=contexts[s],
+            phase=phase, step=steps[s], batch=g.graph["batch"], seq_len=g.graph.get("seq_len"),
+            context_len=contexts[s] if phase == "decode" else g.graph.get("context_len"),
             latency_s=t, energy_j=sum(energy.values()), energy_breakdown_j=energy,
             latency_breakdown_s=dict(by_kind), latency_by_layer_s=by_layer, busy_by_unit_s=dict(by_unit),
             bytes_by_level=nbytes, flops=flops, stats=stats,

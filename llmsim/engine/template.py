@@ -1,10 +1,11 @@
-"""Decode-step templates: lower a step graph once, re-derive only the ops that change with context.
+"""Step templates: lower a step graph once, re-derive only the ops that change with context.
 
 Consecutive decode steps of one generation have the same op graph; only ops whose shape depends
-on the context (attention over the KV cache, in today's lowering) differ. A :class:`DecodeTemplate`
-lowers the step once and finds those ops by lowering the next context too and comparing op
-signatures. Their op at context ``c`` is the affine extrapolation of every numeric field
-(shape dims, FLOPs, bytes, attrs) from the two lowered contexts.
+on the context (attention over the KV cache, in today's lowering) differ. A :class:`StepTemplate`
+(a prefill is one with no context-dependent ops) holds the step lowered once; :func:`build_template`
+finds the context-dependent ops by lowering the next context too and comparing op signatures.
+Their op at context ``c`` is the affine extrapolation of every numeric field (shape dims, FLOPs,
+bytes, attrs) from the two lowered contexts.
 
 That is a claim about the lowering, so the template checks it before it is used: the graph
 lowered at the middle and at the last context of the run must have the same nodes and edges,
@@ -64,7 +65,7 @@ def _same_structure(a: nx.DiGraph, b: nx.DiGraph) -> bool:
 
 
 @dataclass
-class DecodeTemplate:
+class StepTemplate:
     """One lowered decode step plus how its context-dependent ops move with context.
 
     ``groups``: lists of node names whose ops are equal at every context (one cost serves all);
@@ -79,7 +80,7 @@ class DecodeTemplate:
         return self._plans[group](context - self.context0)
 
 
-def build_template(lower: Callable[[int], nx.DiGraph], first: int, last: int) -> DecodeTemplate | None:
+def build_template(lower: Callable[[int], nx.DiGraph], first: int, last: int) -> StepTemplate | None:
     """Template for contexts ``first .. last`` from ``lower(context) -> step graph``, or ``None``
     when the lowering is not affine in context over that range (the caller lowers every step)."""
     if last < first + 2:
@@ -104,4 +105,4 @@ def build_template(lower: Callable[[int], nx.DiGraph], first: int, last: int) ->
             op = gc.nodes[v]["op"]
             if not (_close(plans[v](c - first), op) if v in plans else op == g0.nodes[v]["op"]):
                 return None
-    return DecodeTemplate(g0, first, groups, [plans[g[0]] for g in groups])
+    return StepTemplate(g0, first, groups, [plans[g[0]] for g in groups])
