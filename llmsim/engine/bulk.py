@@ -106,6 +106,24 @@ def _plan(tpl: StepTemplate, whole: bool) -> _Plan:
     return plan
 
 
+def _fixed_ops(tpl: StepTemplate) -> tuple[dict[str, int], dict[str, str], list[tuple[str, int]]]:
+    """(group of each context-dependent node, representative of every other node, (representative,
+    count) per op signature): ops with one signature have one cost, costed and summed once."""
+    cache = tpl.__dict__.get("_bulk_fixed")
+    if cache is None:
+        g = tpl.graph
+        group_of = {v: gi for gi, members in enumerate(tpl.groups) for v in members}
+        rep_of: dict[str, str] = {}
+        reps: dict[tuple, list] = {}
+        for v in g.nodes:
+            if v not in group_of:
+                r = reps.setdefault(g.nodes[v]["op"].signature, [v, 0])
+                r[1] += 1
+                rep_of[v] = r[0]
+        cache = tpl.__dict__["_bulk_fixed"] = (group_of, rep_of, [(r, k) for r, k in reps.values()])
+    return cache
+
+
 def simulate_graph(tpl: StepTemplate, device: Device) -> StepResult:
     """One step graph with nothing context-dependent (a prefill), through the same machinery:
     its segment plan cached with the graph, aggregates without per-op records."""
@@ -120,8 +138,9 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
     of the bulk path does not hold (the caller then simulates each step from its own graph)."""
     g = tpl.graph
     n = len(contexts)
-    group_of = {v: gi for gi, members in enumerate(tpl.groups) for v in members}
-    base = {v: device.cost(g.nodes[v]["op"]) for v in g.nodes}
+    group_of, rep_of, fixed = _fixed_ops(tpl)
+    by_rep = {r: device.cost(g.nodes[r]["op"]) for r, _ in fixed}
+    base = {v: by_rep[r] for v, r in rep_of.items()}
     gops = [[tpl.op_at(gi, c) for c in contexts] for gi in range(len(tpl.groups))]
     gcost = [[device.cost(op) for op in ops] for ops in gops]
 
@@ -129,7 +148,7 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
         gi = group_of.get(v)
         return base[v] if gi is None else gcost[gi][s]
 
-    fixed_issue = any(p.issue for v in g.nodes if v not in group_of for p in base[v].phases)
+    fixed_issue = any(p.issue for c in by_rep.values() for p in c.phases)
     issue = [fixed_issue or any(p.issue for gc in gcost for p in gc[s].phases) for s in range(n)]
     if len(set(issue)) > 1:
         return None
@@ -151,15 +170,14 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
     L, C, layer_names, class_names = plan.L, plan.C, plan.layer_names, plan.class_names
 
     # step-constant sums over the ops outside the context-dependent groups
-    fixed = [v for v in order if v not in group_of]
     e0: dict[str, float] = {}
     b0: dict[str, float] = {}
     st0: dict[str, float] = {}
-    for v in fixed:
-        _sum_into(e0, base[v].energy_j)
-        _sum_into(b0, base[v].bytes_by_level)
-        _sum_into(st0, base[v].stats)
-    f0 = sum(g.nodes[v]["op"].flops for v in fixed)
+    for r, k in fixed:
+        _sum_into(e0, by_rep[r].energy_j, k)
+        _sum_into(b0, by_rep[r].bytes_by_level, k)
+        _sum_into(st0, by_rep[r].stats, k)
+    f0 = sum(g.nodes[r]["op"].flops * k for r, k in fixed)
     sizes = [len(m) for m in tpl.groups]
 
     spec = device.spec
