@@ -112,9 +112,10 @@ class _Ramp:
         self.knots: dict[int, _Point] = {}
         self.linear: set[tuple[int, int]] = set()
         one = spec.model_copy(update={"channels": 1})
+        self._model_full, self._model_one = DramModel(spec), DramModel(one)
         k0 = RAMP_START_BURSTS
         full = self._full(k0)
-        part = self._from(DramModel(one).stream(k0 * spec.burst_bytes, write=write), spec.channels)
+        part = self._from(self._model_one.stream(k0 * spec.burst_bytes, write=write), spec.channels)
         same = part.seconds == full.seconds and all(
             abs(part.energy_j.get(c, 0.0) - v) <= 1e-9 * max(abs(v), 1e-30) for c, v in full.energy_j.items())
         self.one_channel = one if same else None
@@ -125,14 +126,14 @@ class _Ramp:
                       float(sum(st.commands.values())) * scale, st.row_hit_rate)
 
     def _full(self, k: int) -> _Point:
-        return self._from(DramModel(self.spec).stream(k * self.spec.burst_bytes * self.spec.channels,
-                                                      write=self.write), 1)
+        return self._from(self._model_full.stream(k * self.spec.burst_bytes * self.spec.channels,
+                                                  write=self.write), 1)
 
     def knot(self, k: int) -> _Point:
         p = self.knots.get(k)
         if p is None:
             if self.one_channel is not None:
-                st = DramModel(self.one_channel).stream(k * self.spec.burst_bytes, write=self.write)
+                st = self._model_one.stream(k * self.spec.burst_bytes, write=self.write)
                 p = self._from(st, self.spec.channels)
             else:
                 p = self._full(k)
