@@ -1,6 +1,7 @@
 """The bulk decode path (one template, replayed schedules) equals simulating every step on its own."""
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -41,6 +42,14 @@ def test_bulk_decode_replays_eager_host_run_ahead_exactly():
     _compare(fast, exact, rel=1e-9)
     last_f, last_e = fast.steps[-1].records, exact.steps[-1].records
     assert [(r.name, r.start, r.end, r.shape) for r in last_f] == [(r.name, r.start, r.end, r.shape) for r in last_e]
+
+
+def test_bulk_results_pickle_with_their_records():
+    hw, m, sc = load_hardware("xeon-gold-6154"), load_model("gpt2"), make_scenario({"prompt": 8, "gen": 5})
+    res = simulate(hw, m, sc)
+    back = pickle.loads(pickle.dumps(res))
+    assert [r.name for r in back.steps[-1].records] == [r.name for r in res.steps[-1].records]
+    assert back.to_json() == res.to_json()
 
 
 def test_bulk_decode_of_encoder_decoder_equals_step_by_step():

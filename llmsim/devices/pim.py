@@ -34,11 +34,16 @@ from llmsim.memory import DramModel, DramStats, Requests
 TOKEN_ID_BYTES = 4  # one int32 token id per sequence from the host
 
 
+@functools.lru_cache(maxsize=16)
+def _dram_model(spec: DramSpec) -> DramModel:
+    return DramModel(spec)
+
+
 def _program_stats_exact(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
     """Every DRAM command of one channel program."""
     op, row = mac_requests(rows, spec.rows)
     zeros = np.zeros(len(op), np.int64)
-    return DramModel(spec).run(Requests(op, zeros, zeros, zeros, row))
+    return _dram_model(spec).run(Requests(op, zeros, zeros, zeros, row))
 
 
 PERIODIC_MIN_REPS = 8  # a program repeating one pattern at least this often may be extrapolated
@@ -102,7 +107,7 @@ def _kv_write_stats(m: DramSpec, rows: int, width: int, kb: int, row_elems: int)
     c = np.concatenate([p[0] for p in parts])
     b = np.concatenate([p[1] for p in parts])
     rw = np.concatenate([p[2] for p in parts])
-    return DramModel(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
+    return _dram_model(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
                                      b % m.banks_per_group, rw))
 
 

@@ -91,6 +91,9 @@ class LazyRecords(Sequence):
     def __eq__(self, other: object) -> bool:
         return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
 
+    def __reduce__(self):  # pickles as the built tuple (the builder is a closure)
+        return tuple, (self._get(),)
+
 
 def _sum_into(acc: dict[str, float], d: dict[str, float], scale: float = 1.0) -> None:
     for k, v in d.items():
