@@ -95,3 +95,20 @@ def test_replay_flags_steps_where_simpy_would_grant_in_another_order():
     sec = [[np.full(3, 1.0)], [np.full(3, 2.0)], [np.array([3.0, 0.5, 1.0])], [np.full(3, 1.0)]]
     _, _, _, ok = replay(s, sec, 3)
     assert ok.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("hw_name,mode", [("pim", "graph"), ("h100", "eager")])
+def test_simpy_runs_do_not_grow_with_generated_tokens(hw_name, mode, monkeypatch):
+    """Decode steps replay recorded schedules: simpy runs per distinct segment and variant, not per step."""
+    import llmsim.engine.bulk as bulk
+
+    runs = []
+    inner = bulk._run_segment
+    monkeypatch.setattr(bulk, "_run_segment", lambda *a, **k: runs.append(1) or inner(*a, **k))
+    hw, m = load_hardware(hw_name), load_model("gpt2")
+    counts = []
+    for gen in (8, 40):
+        runs.clear()
+        simulate(hw, m, make_scenario({"prompt": 16, "gen": gen, "mode": mode}))
+        counts.append(len(runs))
+    assert counts[0] == counts[1]
