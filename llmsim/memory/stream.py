@@ -111,6 +111,7 @@ class _Ramp:
         self.spec, self.write = spec, write
         self.knots: dict[int, _Point] = {}
         self.linear: set[tuple[int, int]] = set()
+        self.nonlinear: set[tuple[int, int]] = set()
         one = spec.model_copy(update={"channels": 1})
         self._model_full, self._model_one = DramModel(spec), DramModel(one)
         k0 = RAMP_START_BURSTS
@@ -152,12 +153,14 @@ class _Ramp:
     def _is_linear(self, a: int, b: int) -> bool:
         if (a, b) in self.linear:
             return True
+        if (a, b) in self.nonlinear:
+            return False
         for q in {a + (b - a) // 4, (a + b) // 2, a + 3 * (b - a) // 4} - {a, b}:
             est, sim = self._line(a, b, q), self.knot(q)
-            if abs(est.seconds - sim.seconds) > RAMP_TOLERANCE * sim.seconds:
-                return False
             e_est, e_sim = sum(est.energy_j.values()), sum(sim.energy_j.values())
-            if abs(e_est - e_sim) > RAMP_TOLERANCE * e_sim:
+            if (abs(est.seconds - sim.seconds) > RAMP_TOLERANCE * sim.seconds
+                    or abs(e_est - e_sim) > RAMP_TOLERANCE * e_sim):
+                self.nonlinear.add((a, b))
                 return False
         self.linear.add((a, b))
         return True
