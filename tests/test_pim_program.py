@@ -6,7 +6,7 @@ import random
 import pytest
 
 from llmsim.config.loader import load_hardware
-from llmsim.devices.pim import PERIODIC_MIN_REPS, _period, _program_stats, _program_stats_exact
+from llmsim.devices.pim_dram import PERIODIC_MIN_REPS, _period, _program_stats, _program_stats_exact
 
 
 def test_period_is_the_shortest_whole_repeat():

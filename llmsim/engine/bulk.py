@@ -53,8 +53,8 @@ class _Plan:
     segs: list[_Seg]
     layout: list[int]                 # distinct-segment id of every segment, in order
     kinds: list[list[str]]            # op kind of each op of each distinct segment
-    L: list[np.ndarray]               # occurrences x layer keys, per distinct segment
-    C: list[np.ndarray]               # occurrences x op-class keys, per distinct segment
+    L: list[np.ndarray]               # per distinct segment: layer key x op, occurrences counted
+    C: list[np.ndarray]               # per distinct segment: op-class key x op, occurrences counted
     layer_names: list[str]
     class_names: list[str]
 
