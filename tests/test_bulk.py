@@ -112,3 +112,25 @@ def test_simpy_runs_do_not_grow_with_generated_tokens(hw_name, mode, monkeypatch
         simulate(hw, m, make_scenario({"prompt": 16, "gen": gen, "mode": mode}))
         counts.append(len(runs))
     assert counts[0] == counts[1]
+
+
+def test_vectorised_attribution_equals_the_sweep_and_flags_reordered_edges():
+    from llmsim.engine.replay import attribution
+    from llmsim.engine.result import Segment
+    from llmsim.engine.simulate import _attribute
+
+    s = _chain_schedule()
+    # op 2 (unit b) overlaps ops 0 and 1 (unit a): recorded with op 2 ending inside op 1
+    sec = [[np.array([1.0, 1.0, 1.0])], [np.array([2.0, 2.0, 0.1])], [np.array([1.5, 2.5, 1.5])],
+           [np.array([1.0, 1.0, 1.0])]]
+    start, end, _, ok = replay(s, sec, 3)
+    recorded = list(zip(start[:, 0].tolist(), end[:, 0].tolist(), strict=True))
+    share, idle, in_order = attribution(s, recorded, start, end)
+    assert ok.all() and in_order.tolist() == [True, True, False]  # step 2: op 1 now ends before op 2
+    for i in (0, 1):
+        segs = [[] for _ in range(4)]
+        for gi, (v, _) in enumerate(s.grants):
+            segs[v].append(Segment("u", start[gi, i], end[gi, i]))
+        want, want_idle = _attribute(segs, end[:, i].max())
+        assert share[:, i].tolist() == pytest.approx(want)
+        assert idle[i] == pytest.approx(want_idle)

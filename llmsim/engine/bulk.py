@@ -26,7 +26,7 @@ import networkx as nx
 import numpy as np
 
 from llmsim.devices.base import Cost, Device
-from llmsim.engine.replay import Schedule, replay, replayable
+from llmsim.engine.replay import Schedule, attribution, replay, replayable
 from llmsim.engine.result import LazyRecords, OpRecord, Segment, StepResult, _sum_into, op_class
 from llmsim.engine.simulate import _attribute, _cuts, _run_segment, _segment_key
 from llmsim.engine.template import StepTemplate
@@ -161,13 +161,12 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
     for s in range(n):
         variants[tuple(tuple((p.unit, p.issue) for p in gc[s].phases) for gc in gcost)].append(s)
 
-    # per step, per distinct segment: (duration, segments per op, share per op, idle)
-    out: list[list] = [[None] * len(segs) for _ in range(n)]
+    # per distinct segment: durations, shares, idle and unit busy time of every step
+    runs = [_Runs(len(segs[key].nodes), n) for key in keys]
     can_replay = replayable(device.units)
     for idx in variants.values():
         for key in keys:
-            _segment_steps(segs[key].nodes, g, idx, cost, device.units, can_replay, key, out)
-    L, C, layer_names, class_names = plan.L, plan.C, plan.layer_names, plan.class_names
+            _segment_steps(segs[key].nodes, g, idx, cost, device.units, can_replay, runs[key])
 
     # step-constant sums over the ops outside the context-dependent groups
     e0: dict[str, float] = {}
@@ -180,39 +179,38 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
     f0 = sum(g.nodes[r]["op"].flops * k for r, k in fixed)
     sizes = [len(m) for m in tpl.groups]
 
+    # every step's totals and breakdowns, as arrays over steps (segments add in step order)
+    total, idle = np.zeros(n), np.zeros(n)
+    for key in layout:
+        total = total + runs[key].dur
+        idle = idle + runs[key].idle
+    kind_names = sorted({k for ks in plan.kinds for k in ks})
+    lay, cls, kinds = np.zeros((n, len(plan.layer_names))), np.zeros((n, len(plan.class_names))), 0.0
+    unit_names = sorted({u for r in runs for u in r.busy})
+    busy = np.zeros((n, len(unit_names)))
+    for key in keys:
+        r, occ = runs[key], len(segs[key].occurrences)
+        lay += r.share @ plan.L[key].T
+        cls += r.share @ plan.C[key].T
+        km = np.zeros((len(kind_names), len(plan.kinds[key])))
+        for i, kd in enumerate(plan.kinds[key]):
+            km[kind_names.index(kd), i] = occ
+        kinds = kinds + r.share @ km.T
+        for u, v in r.busy.items():
+            busy[:, unit_names.index(u)] += v * occ
+    kinds = np.broadcast_to(kinds, (n, len(kind_names)))
+
     spec = device.spec
     phase = g.graph["phase"]
     bg = device.background_power_w()
     results = []
     for s in range(n):
-        res = out[s]
-        t, idle = 0.0, 0.0
-        offsets = []
-        for key in layout:
-            dur, _, _, seg_idle = res[key]
-            offsets.append(t)
-            idle += seg_idle
-            t += dur
-        by_kind: dict[str, float] = defaultdict(float)
-        by_unit: dict[str, float] = defaultdict(float)
-        lay = np.zeros(len(layer_names))
-        cls = np.zeros(len(class_names))
-        for key in keys:
-            _, sg_segs, share, _ = res[key]
-            k = len(segs[key].occurrences)
-            for kind, a in zip(plan.kinds[key], share, strict=True):
-                by_kind[kind] += a * k
-            for ss in sg_segs:
-                for x in ss:
-                    by_unit[x.unit] += (x.end - x.start) * k
-            a = np.asarray(share)
-            lay += L[key] @ a
-            cls += C[key] @ a
-        if idle > 0:
-            by_kind["idle"] += idle
-        by_layer = dict(zip(layer_names, lay.tolist(), strict=True))
-        if idle > 0:
-            by_layer["idle"] = by_layer.get("idle", 0.0) + idle
+        t, idle_s = float(total[s]), float(idle[s])
+        by_kind = dict(zip(kind_names, kinds[s].tolist(), strict=True))
+        by_layer = dict(zip(plan.layer_names, lay[s].tolist(), strict=True))
+        if idle_s > 0:
+            by_kind["idle"] = idle_s
+            by_layer["idle"] = by_layer.get("idle", 0.0) + idle_s
         energy, nbytes, stats, flops = dict(e0), dict(b0), dict(st0), f0
         for gi, size in enumerate(sizes):
             c = gcost[gi][s]
@@ -225,11 +223,11 @@ def simulate_decode(tpl: StepTemplate, device: Device, contexts: list[int], step
             phase=phase, step=steps[s], batch=g.graph["batch"], seq_len=g.graph.get("seq_len"),
             context_len=contexts[s] if phase == "decode" else g.graph.get("context_len"),
             latency_s=t, energy_j=sum(energy.values()), energy_breakdown_j=energy,
-            latency_breakdown_s=dict(by_kind), latency_by_layer_s=by_layer, busy_by_unit_s=dict(by_unit),
+            latency_breakdown_s=by_kind, latency_by_layer_s=by_layer,
+            busy_by_unit_s=dict(zip(unit_names, busy[s].tolist(), strict=True)),
             bytes_by_level=nbytes, flops=flops, stats=stats,
-            records=LazyRecords(_records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops),
-                                len(order)),
-            time_by_op_class_s=dict(zip(class_names, cls.tolist(), strict=True)),
+            records=LazyRecords(_records_builder(g, layout, segs, runs, s, cost, group_of, gops), len(order)),
+            time_by_op_class_s=dict(zip(plan.class_names, cls[s].tolist(), strict=True)),
         ))
     return results
 
@@ -242,21 +240,47 @@ def _count_matrix(rows: list[list[int]], n_keys: int) -> np.ndarray:
     return m
 
 
+class _Runs:
+    """One distinct segment over all steps: duration, idle, share per op and busy time per unit,
+    as arrays over steps, and each step's phase segments (built on demand for the records)."""
+
+    def __init__(self, n_ops: int, n: int):
+        self.dur, self.idle, self.share = np.zeros(n), np.zeros(n), np.zeros((n, n_ops))
+        self.busy: dict[str, np.ndarray] = {}
+        self._sim: dict[int, list[list[Segment]]] = {}
+        self._replayed: dict[int, tuple] = {}
+
+    def put(self, s: int, dur: float, ss: list[list[Segment]], share: list[float], idle: float) -> None:
+        """Step ``s`` from a simpy run (or one attributed on its own)."""
+        self.dur[s], self.idle[s], self.share[s] = dur, idle, share
+        for x in (x for seg in ss for x in seg):
+            self.busy.setdefault(x.unit, np.zeros(len(self.dur)))[s] += x.end - x.start
+        self._sim[s] = ss
+
+    def segments(self, s: int) -> list[list[Segment]]:
+        if s in self._sim:
+            return self._sim[s]
+        sched, issue, st, en, i = self._replayed[s]
+        ss: list[list[Segment]] = [[] for _ in range(sched.n_ops)]
+        for gi, (v, j) in enumerate(sched.grants):
+            ss[v].append(Segment(sched.units[v][j], float(st[gi, i]), float(en[gi, i]), issue[v][j]))
+        return ss
+
+
 def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_cap: dict[str, int],
-                   can_replay: bool, key: int, out: list[list]) -> None:
-    """Fill ``out[s][key]`` for every step ``s`` in ``idx``: simpy for the first, replay for the rest."""
+                   can_replay: bool, runs: _Runs) -> None:
+    """Fill ``runs`` for every step in ``idx``: simpy for the first, the recorded order replayed
+    (and attributed) for the rest at once, simpy again for a step where that order does not hold."""
     local = {v: i for i, v in enumerate(nodes)}
 
-    def simpy_run(s: int, grants=None) -> tuple:
-        costs = {v: cost(v, s) for v in nodes}
-        dur, ss = _run_segment(nodes, g, costs, units_cap, grants)
-        share, seg_idle = _attribute(ss, dur)
-        return dur, ss, share, seg_idle
+    def simpy_run(s: int, grants=None) -> list[list[Segment]]:
+        dur, ss = _run_segment(nodes, g, {v: cost(v, s) for v in nodes}, units_cap, grants)
+        runs.put(s, dur, ss, *_attribute(ss, dur))
+        return ss
 
     s0 = idx[0]
     grants: list[tuple[int, int]] = []
     first = simpy_run(s0, grants)
-    out[s0][key] = first
     rest = idx[1:]
     if not rest:
         return
@@ -272,40 +296,48 @@ def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_
             n_ops=len(nodes), preds=[[local[p] for p in g.predecessors(v) if p in local] for v in nodes],
             units=[[p.unit for p in ph] for ph in phases0], n_issue=n_issue,
             any_issue=any(p.issue for ph in phases0 for p in ph), grants=grants)
-        sec0 = [[np.array([p.seconds]) for p in ph] for ph in phases0]
-        st, en, req, _ = replay(sched, sec0, 1)
-        simulated = [first[1][v][j] for v, j in grants]
+        st, en, req, _ = replay(sched, [[np.array([p.seconds]) for p in ph] for ph in phases0], 1)
+        simulated = [first[v][j] for v, j in grants]
         if all(a.start == x[0] and a.end == y[0] for a, x, y in zip(simulated, st, en, strict=True)):
             sched.recorded_req = req[:, 0]
             seconds = [[np.array([cost(v, s).phases[j].seconds for s in rest]) for j in range(len(ph))]
                        for v, ph in zip(nodes, phases0, strict=True)]
             st, en, _, ok = replay(sched, seconds, len(rest))
-            dur = np.maximum(en.max(axis=0), 0.0) if len(grants) else np.zeros(len(rest))
+            share, idle, in_order = attribution(sched, [(a.start, a.end) for a in simulated], st, en)
+            issue = [[p.issue for p in ph] for ph in phases0]
+            rows = np.asarray(rest)
+            good = ok & in_order
+            runs.dur[rows[good]] = np.maximum(en.max(axis=0), 0.0)[good] if len(grants) else 0.0
+            runs.idle[rows[good]] = idle[good]
+            runs.share[rows[good]] = share.T[good]
+            for gi, (v, j) in enumerate(grants):
+                runs.busy.setdefault(sched.units[v][j], np.zeros(len(runs.dur)))[rows[good]] += (en[gi] - st[gi])[good]
             for i, s in enumerate(rest):
                 if not ok[i]:
-                    out[s][key] = simpy_run(s)
-                    continue
-                ss: list[list[Segment]] = [[] for _ in nodes]
-                for gi, (v, j) in enumerate(grants):
-                    ss[v].append(Segment(sched.units[v][j], float(st[gi, i]), float(en[gi, i]),
-                                         phases0[v][j].issue))
-                d = float(dur[i])
-                share, seg_idle = _attribute(ss, d)
-                out[s][key] = (d, ss, share, seg_idle)
+                    simpy_run(s)
+                elif not in_order[i]:
+                    runs._replayed[s] = (sched, issue, st, en, i)
+                    ss = runs.segments(s)
+                    del runs._replayed[s]
+                    d = float(np.maximum(en[:, i].max(), 0.0)) if len(grants) else 0.0
+                    runs.put(s, d, ss, *_attribute(ss, d))
+                else:
+                    runs._replayed[s] = (sched, issue, st, en, i)
             return
     for s in rest:
-        out[s][key] = simpy_run(s)
+        simpy_run(s)
 
 
-def _records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops):
+def _records_builder(g, layout, segs, runs, s, cost, group_of, gops):
     def build() -> list[OpRecord]:
         records = []
         occ_i: dict[int, int] = defaultdict(int)
-        for key, t in zip(layout, offsets, strict=True):
+        t = 0.0
+        for key in layout:
             nodes = segs[key].occurrences[occ_i[key]]
             occ_i[key] += 1
-            _, sg_segs, share, _ = res[key]
-            for v, ss, a in zip(nodes, sg_segs, share, strict=True):
+            r = runs[key]
+            for v, ss, a in zip(nodes, r.segments(s), r.share[s].tolist(), strict=True):
                 op, c = g.nodes[v]["op"], cost(v, s)
                 gi = group_of.get(v)
                 shape_op = op if gi is None else gops[gi][s]
@@ -317,5 +349,6 @@ def _records_builder(g, layout, segs, res, offsets, s, cost, group_of, gops):
                     bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
                     shape=dict(shape_op.shape), bytes_total=shape_op.bytes_total, attributed_s=a,
                 ))
+            t += float(r.dur[s])
         return records
     return build

@@ -114,3 +114,34 @@ def _max(arrs: list[np.ndarray], zero: np.ndarray) -> np.ndarray:
     for a in arrs[1:]:
         out = np.maximum(out, a)
     return out
+
+
+def attribution(s: Schedule, recorded: list[tuple[float, float]], start: np.ndarray, end: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~llmsim.engine.simulate._attribute` over many replayed steps at once.
+
+    At every instant the active ops share it equally; between consecutive phase edges (starts and
+    ends) the active set is fixed, so while the edges keep the order of the recorded run (its
+    ``(start, end)`` per grant) each op's share is a fixed combination of the gaps between edges.
+    Returns (share (n_ops, n), idle (n,), ok (n,)): ``ok`` is False for steps whose edges come in
+    another order (the caller attributes those one by one)."""
+    n = start.shape[1]
+    # edges in the recorded order: by time, ends before starts (as _attribute sorts), then grant
+    edges = sorted([(t0, 1, g) for g, (t0, _) in enumerate(recorded)] + [(t1, -1, g) for g, (_, t1) in
+                                                                          enumerate(recorded)])
+    if not edges:
+        return np.zeros((s.n_ops, n)), np.zeros(n), np.ones(n, dtype=bool)
+    times = np.stack([start[g] if d > 0 else end[g] for _, d, g in edges])       # (m, n)
+    gaps = np.diff(times, axis=0)                                                  # (m - 1, n)
+    ok = (gaps >= 0).all(axis=0) & (times[0] >= 0)
+    weight = np.zeros((s.n_ops, len(edges) - 1))
+    empty = np.zeros(len(edges) - 1)
+    count = [0] * s.n_ops
+    for j, (_, d, g) in enumerate(edges[:-1]):
+        count[s.grants[g][0]] += d
+        active = [i for i, c in enumerate(count) if c > 0]
+        if active:
+            weight[active, j] = 1.0 / len(active)
+        else:
+            empty[j] = 1.0
+    return weight @ gaps, times[0] + empty @ gaps, ok
