@@ -257,6 +257,10 @@ class _Runs:
             self.busy.setdefault(x.unit, np.zeros(len(self.dur)))[s] += x.end - x.start
         self._sim[s] = ss
 
+    def replayed(self, s: int, entry: tuple) -> None:
+        """Step ``s`` is column ``i`` of a replay: ``entry`` = (schedule, issue flags, start, end, i)."""
+        self._replayed[s] = entry
+
     def segments(self, s: int) -> list[list[Segment]]:
         if s in self._sim:
             return self._sim[s]
@@ -315,14 +319,13 @@ def _segment_steps(nodes: list[str], g: nx.DiGraph, idx: list[int], cost, units_
             for i, s in enumerate(rest):
                 if not ok[i]:
                     simpy_run(s)
-                elif not in_order[i]:
-                    runs._replayed[s] = (sched, issue, st, en, i)
+                elif not in_order[i]:  # edges reordered: attribute this step on its own
+                    runs.replayed(s, (sched, issue, st, en, i))
                     ss = runs.segments(s)
-                    del runs._replayed[s]
                     d = float(np.maximum(en[:, i].max(), 0.0)) if len(grants) else 0.0
                     runs.put(s, d, ss, *_attribute(ss, d))
                 else:
-                    runs._replayed[s] = (sched, issue, st, en, i)
+                    runs.replayed(s, (sched, issue, st, en, i))
             return
     for s in rest:
         simpy_run(s)
