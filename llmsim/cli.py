@@ -14,6 +14,10 @@ import click
 from llmsim.errors import LlmsimError
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 class _Group(click.Group):
     """Turn user errors into one line on stderr and exit code 2 — never a traceback."""
 
@@ -86,6 +90,9 @@ def _fmt_j(j: float) -> str:
 @click.version_option(package_name="llmsim")
 def main() -> None:
     """llmsim: a hardware simulator and cost model for LLM inference."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
 
 
 @main.command()

@@ -58,6 +58,11 @@ class ModelSpec(Spec):
     embed_dim: int | None = Field(default=None, gt=0, description="token-embedding width if != d_model (OPT-350m)")
     tied_embeddings: bool = True
     bias: bool = True
+    qkv_bias: bool | None = Field(default=None, description="bias on the Q/K/V projections only (Qwen2: true "
+                                  "while bias is false); None: same as bias")
+    qk_norm: bool = Field(default=False, description="a norm over the q and k projections (OLMoE)")
+    sliding_window: int | None = Field(default=None, gt=0, description="keys a query attends to at most, itself "
+                                       "included (Mistral's sliding-window attention); None: the whole context")
     moe: MoESpec | None = None
 
     @model_validator(mode="after")
@@ -99,6 +104,10 @@ class ModelSpec(Spec):
         return self.ffn in ("swiglu", "gated_gelu")
 
     @property
+    def has_qkv_bias(self) -> bool:
+        return self.bias if self.qkv_bias is None else self.qkv_bias
+
+    @property
     def experts(self) -> int:
         return self.moe.experts if self.moe else 1
 
@@ -109,8 +118,12 @@ class ModelSpec(Spec):
 
     def attention_params(self) -> int:
         w = self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
-        b = (self.q_dim + 2 * self.kv_dim + self.d_model) if self.bias else 0
-        return w + b
+        b = (self.q_dim + 2 * self.kv_dim if self.has_qkv_bias else 0) + (self.d_model if self.bias else 0)
+        return w + b + self.qk_norm_params()
+
+    def qk_norm_params(self) -> int:
+        """The q and k norms' parameters (one scale per element, + shift for LayerNorm)."""
+        return (2 if self.norm == "layernorm" else 1) * (self.q_dim + self.kv_dim) if self.qk_norm else 0
 
     def ffn_params(self) -> int:
         """All experts' FFN weights (+ the router for MoE)."""

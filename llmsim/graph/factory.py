@@ -38,25 +38,46 @@ def causal_pairs(Sq: int, Skv: int) -> int:
     return Sq * past + Sq * (Sq + 1) // 2
 
 
+def windowed_pairs(Sq: int, Skv: int, window: int) -> int:
+    """Causal pairs when each query sees at most ``window`` keys (itself included): query i of Sq
+    sees min(Skv − Sq + i + 1, window) keys (sliding-window attention, Mistral)."""
+    a, b = Skv - Sq + 1, Skv  # keys seen by the first and the last query without a window
+    lo_end = min(b, window)
+    below = (a + lo_end) * (lo_end - a + 1) // 2 if lo_end >= a else 0
+    hi_start = max(a, window + 1)
+    return below + (window * (b - hi_start + 1) if b >= hi_start else 0)
+
+
 def attention(
     name: str, B: int, H: int, Hkv: int, Sq: int, Skv: int, D: int, *, dtype: DType, kv_dtype: DType | None = None,
-    causal: bool = True, **meta,
+    causal: bool = True, window: int | None = None, **meta,
 ) -> Op:
     """Scaled-dot-product attention of B × H heads: scores Q·Kᵀ, softmax, context P·V.
 
     K and V (``Skv`` positions of ``Hkv`` heads) are read from the KV cache. The fused node
-    carries the counts of all three parts (attrs ``pairs``, ``score_flops``)."""
+    carries the counts of all three parts (attrs ``pairs``, ``score_flops``). ``window``
+    (sliding-window attention): each query sees at most that many keys, so only the last
+    ``window + Sq − 1`` cached positions are read and ``Skv`` is clipped to them."""
     if Skv < Sq and causal:
         raise ConfigError(f"op {name}: causal attention needs Skv ({Skv}) >= Sq ({Sq})")
+    if window is not None and not causal:
+        raise ConfigError(f"op {name}: a sliding window needs causal attention")
     kvdt = kv_dtype or dtype
     pairs = causal_pairs(Sq, Skv) if causal else Sq * Skv
+    extra: tuple = ()
+    if window is not None:
+        if window < 1:
+            raise ConfigError(f"op {name}: sliding window must be >= 1, got {window}")
+        pairs = windowed_pairs(Sq, Skv, window)
+        Skv = min(Skv, window + Sq - 1)
+        extra = (("window", window),)
     bh_pairs = B * H * pairs
     flops = 4.0 * bh_pairs * D + FLOPS_PER_ELEMENT["softmax"] * bh_pairs
     rd = TensorBytes(activation=B * Sq * H * D * dtype.bytes, kv=2.0 * B * Skv * Hkv * D * kvdt.bytes)
     return Op(
         name, OpKind.attention, (("B", B), ("H", H), ("Hkv", Hkv), ("Sq", Sq), ("Skv", Skv), ("D", D)), dtype,
         flops, rd, TensorBytes(activation=B * Sq * H * D * dtype.bytes), kv_dtype=kvdt,
-        attrs=(("causal", causal), ("pairs", pairs), ("score_flops", 2.0 * bh_pairs * D)), **meta,
+        attrs=(("causal", causal), ("pairs", pairs), ("score_flops", 2.0 * bh_pairs * D)) + extra, **meta,
     )
 
 

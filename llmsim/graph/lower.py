@@ -43,8 +43,11 @@ class _Builder:
         m, meta = self.m, dict(layer=layer, stack=stack)
         kv = m.kv_dim
         if cross_rows is None:
-            qkv = self.add(f.matmul(f"{p}.{tag}.qkv", rows, m.d_model, m.q_dim + 2 * kv, bias=m.bias,
+            qkv = self.add(f.matmul(f"{p}.{tag}.qkv", rows, m.d_model, m.q_dim + 2 * kv, bias=m.has_qkv_bias,
                                     weights=(f"{p}.{tag}.qkv",), **self.wdt, **meta), x)
+            if m.qk_norm:
+                qkv = self.add(f.norm(f"{p}.{tag}.qk_norm", rows, m.q_dim + kv, m.norm, weights=(f"{p}.{tag}.qk_norm",),
+                                      **self.wdt, **meta), qkv)
             q_src = qkv
             if m.positions == "rotary":
                 q_src = self.add(f.elementwise(f"{p}.{tag}.rope", rows, m.q_dim + kv, "rope", **self.dt, **meta), qkv)
@@ -55,8 +58,9 @@ class _Builder:
             q = self.add(f.matmul(f"{p}.{tag}.q", rows, m.d_model, m.q_dim, bias=m.bias,
                                   weights=(f"{p}.{tag}.q",), **self.wdt, **meta), x)
             deps = (q,)
+        window = m.sliding_window if cross_rows is None and causal else None
         att = self.add(f.attention(f"{p}.{tag}.sdpa", B, m.n_heads, m.kv_heads, Sq, Skv, m.hd, causal=causal,
-                                   kv_dtype=self.sc.kv_dtype, **self.dt, **meta), *deps)
+                                   window=window, kv_dtype=self.sc.kv_dtype, **self.dt, **meta), *deps)
         return self.add(f.matmul(f"{p}.{tag}.out", rows, m.q_dim, m.d_model, bias=m.bias,
                                  weights=(f"{p}.{tag}.out",), **self.wdt, **meta), att)
 
