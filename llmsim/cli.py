@@ -62,12 +62,20 @@ def _common(f):
     return f
 
 
-def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dict[str, Any], dtype: str | None):
+def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dict[str, Any], dtype: str | None,
+           quant: str | None = None):
     from llmsim.config.loader import load_hardware, load_model, make_scenario, split_overrides
 
     routed = split_overrides(sets)
     if dtype is not None:
         scenario_fields = scenario_fields | {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}
+    if quant is not None:
+        from llmsim.config.quant import quant_fields
+
+        if dtype is not None:
+            raise LlmsimError(f"--quant {quant} and --dtype {dtype} both set the weight format: use one "
+                              "(--set scenario.act_dtype=... changes the activations under --quant)")
+        scenario_fields = scenario_fields | quant_fields(quant)
     return (load_hardware(hw, routed["hw"]), load_model(model_name, routed["model"]),
             make_scenario(scenario_fields, routed["scenario"]))
 
@@ -101,12 +109,18 @@ def main() -> None:
 @click.option("--prompt", type=int, default=None, help="prompt tokens")
 @click.option("--gen", type=int, default=None, help="generated tokens")
 @click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
-def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out):
+@click.option("--quant", default=None, metavar="SCHEME",
+              help="w16a16, w8a16, w4a16, w8a8 or fp8 (parts: --set scenario.group_size=64, scenario.kv_dtype=fp8)")
+@click.option("--speculative", default=None, metavar="SPEC",
+              help="speculative decoding: draft=MODEL,k=K,accept=A or heads=N,k=K,accept=A[,tree=W]")
+def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
 
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
-                                dtype)
+                                dtype, quant)
+    if speculative is not None:
+        return _run_speculative(hw_spec, model, sc, fidelity, speculative, json_out)
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
@@ -121,6 +135,30 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
         _report(d, report_out)
 
 
+def _run_speculative(hw_spec, model, sc, fidelity: str, text: str, json_out: str | None) -> None:
+    from llmsim.config.loader import load_model
+    from llmsim.engine.speculative import parse_speculative, simulate_speculative
+
+    spec = parse_speculative(text)
+    draft = load_model(spec.draft) if spec.draft else None
+    r = simulate_speculative(hw_spec, model, sc, spec, draft=draft, fidelity=fidelity)
+    tree = f", tree {spec.tree}" if spec.tree > 1 else ""
+    by = f"draft {draft.name}" if draft else f"{spec.heads} Medusa heads{tree}"
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+               f"gen {sc.gen}; speculative: {by}, k {spec.k}, acceptance {spec.accept:g}")
+    click.echo(f"  tokens/iteration {r.tokens_per_iteration:.3f}  ({r.iterations:.2f} iterations for {sc.gen - 1} "
+               "decode tokens)")
+    click.echo(f"  iteration       {_fmt_s(r.draft_s_per_iteration)} drafting + {_fmt_s(r.verify_s_per_iteration)} "
+               f"verifying {spec.verify_tokens} tokens")
+    click.echo(f"  TTFT            {_fmt_s(r.ttft_s)}")
+    click.echo(f"  TPOT            {_fmt_s(r.tpot_s)} effective  (plain decoding {_fmt_s(r.baseline_tpot_s)}: "
+               f"speed-up {r.speedup:.2f}x)")
+    click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (plain {_fmt_j(r.baseline_energy_per_token_j)})")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
 def _report(d: dict, out: str) -> None:
     try:
         from llmsim.report import write_report
@@ -131,8 +169,10 @@ def _report(d: dict, out: str) -> None:
 
 
 def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
+    q = f" (group {sc.group_size or 'per column'})" if sc.weights_quantised else ""
+    gemm = f", GEMMs {sc.matmul_dtype.value}" if sc.matmul_dtype != sc.act_dtype else ""
     click.echo(f"{model.name} on {hw.name} ({hw.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
-               f"gen {sc.gen}, weights {sc.weight_dtype.value}, mode {sc.mode}")
+               f"gen {sc.gen}, weights {sc.weight_dtype.value}{q}{gemm}, KV {sc.kv_dtype.value}, mode {sc.mode}")
     click.echo(f"  TTFT            {_fmt_s(d['ttft_s'])}")
     click.echo(f"  TPOT            {_fmt_s(d['tpot_s'])}")
     click.echo(f"  total           {_fmt_s(d['total_s'])}  ({d['tokens_per_s']:.1f} tokens/s)")
@@ -165,7 +205,8 @@ def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
 @click.option("--seq", type=int, default=None, help="prompt tokens (prefill)")
 @click.option("--context", type=int, default=None, help="keys attended, the new token included (decode)")
 @click.option("--prompt", type=int, default=None, help="encoder length for encoder-decoder decode steps")
-def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt):
+@click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
+def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
     from llmsim.engine import simulate_one_step
 
@@ -174,7 +215,7 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     if phase == "decode" and context is None:
         raise LlmsimError("--phase decode needs --context C")
     fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
-    hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype)
+    hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
     d = res.to_dict(trace=True) | {"config": cfg}
     click.echo(f"{model.name} {phase} step on {hw_spec.name}: latency {_fmt_s(res.latency_s)}, "

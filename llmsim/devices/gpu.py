@@ -55,6 +55,7 @@ class Gpu(Device):
     kind = "gpu"
     cycle_level = True
     units = {"host": 1, "gpu": 1}
+    dequant_unit = {"tensor": "vector", "vector": "vector"}  # CUDA cores convert operands
 
     def __init__(self, spec, fidelity="cycle", mode="graph"):
         super().__init__(spec, fidelity=fidelity, mode=mode)

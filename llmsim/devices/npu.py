@@ -66,6 +66,7 @@ class Npu(Device):
     kind = "npu"
     cycle_level = True
     units = {"host": 1, "array": 1, "vector": 1}
+    dequant_unit = {"array": "vector", "vector": "vector"}  # the vector unit feeds the array
 
     def unit_for(self, op: Op) -> str:
         return "array" if is_matrix(op) else "vector"

@@ -62,6 +62,7 @@ class Pim(Device):
     kind = "pim"
     cycle_level = True
     units = {"banks": 1, "asic": 1, "link": 1}
+    dequant_unit = {"bank_mac": None, "asic": "asic"}  # bank MACs read weights and K/V in place
 
     def __init__(self, spec, fidelity="cycle", mode="graph"):
         super().__init__(spec, fidelity, mode)

@@ -8,6 +8,7 @@ from typing import Any
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Device, Fidelity, build_device
+from llmsim.devices.quant import refuse_unsupported
 from llmsim.engine.result import SimResult, StepResult
 from llmsim.engine.simulate import long_run_gc, simulate_step, step_done
 from llmsim.graph.lower import lower_decode, lower_prefill, phase_steps
@@ -32,7 +33,8 @@ def make_device(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelit
     kv = scenario.batch * ctx * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
     if model.arch == "encoder-decoder":
         kv += scenario.batch * scenario.prompt * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
-    dev.check_fits(model.parameter_count() * scenario.weight_dtype.bytes, kv)
+    dev.check_fits(model.parameter_count() * scenario.weight_bytes_per_param, kv)
+    refuse_unsupported(dev, lower_decode(model, scenario, context=2, batch=1))  # every op kind, one line
     return dev
 
 

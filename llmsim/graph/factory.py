@@ -13,22 +13,39 @@ from llmsim.graph.ops import FLOPS_PER_ELEMENT, Op, OpKind, TensorBytes
 
 def matmul(
     name: str, M: int, K: int, N: int, *, dtype: DType, weight_dtype: DType | None = None,
-    bias: bool = False, experts: int = 1, weighted: bool = True, weights: tuple[str, ...] = (), **meta,
+    bias: bool = False, experts: int = 1, weighted: bool = True, weights: tuple[str, ...] = (),
+    group_size: int = 0, scale_dtype: DType | None = None, zero_point: bool = False, out_dtype: DType | None = None,
+    **meta,
 ) -> Op:
     """(M × K) · (K × N). ``weighted``: the right operand is a stored weight (read from memory
     once per call); otherwise both operands are activations. ``experts``: MoE weight sets
-    touched (each K × N); the M rows are spread over them."""
+    touched (each K × N); the M rows are spread over them.
+
+    Quantised weights (``scale_dtype`` given): every ``group_size`` weights along K (0: every
+    column) carry a ``scale_dtype`` scale and, with ``zero_point``, a zero point in the weight
+    format; their bytes are read with the weights. ``out_dtype`` (default ``dtype``): the
+    format of the output and the bias when the inputs were quantised to ``dtype`` (W8A8)."""
     wdt = weight_dtype or dtype
-    w_elems = experts * K * N + (experts * N if bias else 0)
+    odt = out_dtype or dtype
+    quant = weighted and scale_dtype is not None
+    b_dt = odt if quant else wdt
+    w_bytes = experts * K * N * wdt.bytes + (experts * N * b_dt.bytes if bias else 0.0)
+    extra: tuple = ()
+    if quant:
+        groups = experts * N * (-(-K // group_size) if group_size else 1)
+        w_bytes += groups * (scale_dtype.bytes + (wdt.bytes if zero_point else 0.0))
+        extra = (("group_size", group_size), ("scale_dtype", scale_dtype), ("zero_point", zero_point))
+    if odt != dtype:
+        extra += (("out_dtype", odt),)
     if weighted:
-        rd = TensorBytes(weight=w_elems * wdt.bytes, activation=M * K * dtype.bytes)
+        rd = TensorBytes(weight=w_bytes, activation=M * K * dtype.bytes)
     else:
         rd = TensorBytes(activation=(M * K + experts * K * N) * dtype.bytes)
     flops = 2.0 * M * K * N + (M * N if bias else 0)
     return Op(
         name, OpKind.matmul, (("M", M), ("K", K), ("N", N), ("experts", experts)), dtype, flops, rd,
-        TensorBytes(activation=M * N * dtype.bytes), weight_dtype=wdt if weighted else None,
-        attrs=(("bias", bias), ("weighted", weighted), ("weights", weights)), **meta,
+        TensorBytes(activation=M * N * odt.bytes), weight_dtype=wdt if weighted else None,
+        attrs=(("bias", bias), ("weighted", weighted), ("weights", weights)) + extra, **meta,
     )
 
 
@@ -107,7 +124,7 @@ def norm(name: str, rows: int, width: int, fn: str, *, dtype: DType, weight_dtyp
 
 def activation(name: str, rows: int, width: int, fn: str, *, dtype: DType, **meta) -> Op:
     """Pointwise non-linearity; gated forms (``silu_mul``, ``gelu_mul``) read two inputs."""
-    if fn not in ("gelu", "relu", "silu_mul", "gelu_mul"):
+    if fn not in ("gelu", "relu", "silu", "silu_mul", "gelu_mul"):
         raise ConfigError(f"op {name}: unknown activation '{fn}'")
     n_in = 2 if fn.endswith("_mul") else 1
     e = rows * width

@@ -25,7 +25,13 @@ class _Builder:
         self.m, self.sc = model, sc
         self.g = nx.DiGraph(**graph_attrs)
         self.dt = dict(dtype=sc.act_dtype)
-        self.wdt = dict(dtype=sc.act_dtype, weight_dtype=sc.weight_dtype)
+        # norm scales and embedding tables stay at the activation dtype when GEMM weights are quantised
+        self.wdt = dict(dtype=sc.act_dtype, weight_dtype=sc.act_dtype if sc.weights_quantised else sc.weight_dtype)
+        self.wmm = dict(dtype=sc.matmul_dtype, weight_dtype=sc.weight_dtype)  # weighted GEMMs
+        if sc.weights_quantised:
+            self.wmm |= dict(group_size=sc.group_size, scale_dtype=sc.scale_dtype, zero_point=sc.zero_point)
+        if sc.matmul_dtype != sc.act_dtype:
+            self.wmm["out_dtype"] = sc.act_dtype
 
     def add(self, op: Op, *deps: str | None) -> str:
         if op.name in self.g:
@@ -44,7 +50,7 @@ class _Builder:
         kv = m.kv_dim
         if cross_rows is None:
             qkv = self.add(f.matmul(f"{p}.{tag}.qkv", rows, m.d_model, m.q_dim + 2 * kv, bias=m.has_qkv_bias,
-                                    weights=(f"{p}.{tag}.qkv",), **self.wdt, **meta), x)
+                                    weights=(f"{p}.{tag}.qkv",), **self.wmm, **meta), x)
             if m.qk_norm:
                 qkv = self.add(f.norm(f"{p}.{tag}.qk_norm", rows, m.q_dim + kv, m.norm, weights=(f"{p}.{tag}.qk_norm",),
                                       **self.wdt, **meta), qkv)
@@ -56,23 +62,23 @@ class _Builder:
             deps = (q_src, kvw)
         else:  # cross-attention: K/V of the encoder output were cached in prefill
             q = self.add(f.matmul(f"{p}.{tag}.q", rows, m.d_model, m.q_dim, bias=m.bias,
-                                  weights=(f"{p}.{tag}.q",), **self.wdt, **meta), x)
+                                  weights=(f"{p}.{tag}.q",), **self.wmm, **meta), x)
             deps = (q,)
         window = m.sliding_window if cross_rows is None and causal else None
         att = self.add(f.attention(f"{p}.{tag}.sdpa", B, m.n_heads, m.kv_heads, Sq, Skv, m.hd, causal=causal,
                                    window=window, kv_dtype=self.sc.kv_dtype, **self.dt, **meta), *deps)
         return self.add(f.matmul(f"{p}.{tag}.out", rows, m.q_dim, m.d_model, bias=m.bias,
-                                 weights=(f"{p}.{tag}.out",), **self.wdt, **meta), att)
+                                 weights=(f"{p}.{tag}.out",), **self.wmm, **meta), att)
 
     def ffn_block(self, x: str, p: str, stack: str, layer: int, rows: int) -> str:
         m, meta = self.m, dict(layer=layer, stack=stack)
         rows_e, experts = rows, 1
         if m.moe:
             x = self.add(f.matmul(f"{p}.ffn.router", rows, m.d_model, m.moe.experts, weights=(f"{p}.ffn.router",),
-                                  **self.wdt, **meta), x)
+                                  **self.wmm, **meta), x)
             rows_e = rows * m.moe.top_k
             experts = min(m.moe.experts, rows_e)
-        mm = dict(bias=m.bias, experts=experts, **self.wdt, **meta)
+        mm = dict(bias=m.bias, experts=experts, **self.wmm, **meta)
         if m.is_gated:
             gate = self.add(f.matmul(f"{p}.ffn.gate", rows_e, m.d_model, m.d_ff, weights=(f"{p}.ffn.gate",), **mm), x)
             up = self.add(f.matmul(f"{p}.ffn.up", rows_e, m.d_model, m.d_ff, weights=(f"{p}.ffn.up",), **mm), x)
@@ -111,7 +117,7 @@ class _Builder:
         x = self.add(f.embedding(f"{stack}.embed", rows, width, n_tables=len(tables), weights=tables, **self.wdt), dep)
         if m.d_embed != m.d_model:
             x = self.add(f.matmul(f"{stack}.project_in", rows, m.d_embed, m.d_model, weights=("project_in",),
-                                  **self.wdt), x)
+                                  **self.wmm), x)
         return x
 
     def head(self, x: str, B: int) -> str:
@@ -120,9 +126,11 @@ class _Builder:
             x = self.add(f.norm("decoder.final_norm", B, m.d_model, m.norm, weights=("final_norm",), **self.wdt), x)
         if m.d_embed != m.d_model:
             x = self.add(f.matmul("decoder.project_out", B, m.d_model, m.d_embed, weights=("project_out",),
-                                  **self.wdt), x)
-        w = "tok_embed" if m.tied_embeddings else "lm_head"
-        return self.add(f.matmul("decoder.lm_head", B, m.d_embed, m.vocab_size, weights=(w,), **self.wdt), x)
+                                  **self.wmm), x)
+        if m.tied_embeddings:  # the head reads the embedding table, stored as the table is
+            return self.add(f.matmul("decoder.lm_head", B, m.d_embed, m.vocab_size, weights=("tok_embed",),
+                                     **self.wdt), x)
+        return self.add(f.matmul("decoder.lm_head", B, m.d_embed, m.vocab_size, weights=("lm_head",), **self.wmm), x)
 
 
 def _check_len(model: ModelSpec, n: int, what: str) -> None:
@@ -146,7 +154,7 @@ def lower_prefill(model: ModelSpec, sc: Scenario, batch: int | None = None, seq:
         for i in range(model.n_layers):  # cross-attention K/V of every decoder layer, cached once
             p = f"decoder.L{i}.cross.attn"
             kv = b.add(f.matmul(f"{p}.kv", B * S, model.d_model, 2 * model.kv_dim, bias=model.bias,
-                                weights=(f"{p}.kv",), **b.wdt, layer=i, stack="decoder"), x)
+                                weights=(f"{p}.kv",), **b.wmm, layer=i, stack="decoder"), x)
             cross.append(b.add(f.kv_write(f"{p}.kv_write", B * S, model.kv_dim, kv_dtype=sc.kv_dtype, **b.dt,
                                           layer=i, stack="decoder"), kv))
         y = b.embed("decoder", B)
@@ -179,6 +187,33 @@ def lower_decode(model: ModelSpec, sc: Scenario, context: int, batch: int | None
     for i in range(model.n_layers):
         x = b.layer(x, "decoder", i, B, 1, context, causal=True, cross_len=enc)
     b.head(x, B)
+    return b.g
+
+
+def lower_verify(model: ModelSpec, sc: Scenario, context: int, tokens: int, batch: int | None = None,
+                 heads: int = 0, step: int = 1) -> nx.DiGraph:
+    """A speculative-decoding verification step: ``tokens`` new positions per sequence (the last
+    accepted token and the drafted ones), the last attending ``context`` keys; logits for every
+    position. ``heads``: Medusa heads (a residual SiLU block and an LM head each, Cai et al.
+    2024, arXiv 2401.10774) run on the last position to draft the next iteration."""
+    B = batch or sc.batch
+    if model.arch != "decoder":
+        raise ConfigError(f"speculative decoding needs a decoder-only model, {model.name} is {model.arch}")
+    if context < tokens:
+        raise ConfigError(f"verification of {tokens} tokens needs context >= {tokens}, got {context}")
+    _check_len(model, context, "verification context")
+    b = _Builder(model, sc, dict(phase="decode", step=step, batch=B, context_len=context, tokens=tokens))
+    x = b.embed("decoder", B * tokens)
+    for i in range(model.n_layers):
+        x = b.layer(x, "decoder", i, B, tokens, context, causal=True, cross_len=None)
+    b.head(x, B * tokens)
+    d = model.d_model
+    for j in range(heads):
+        p = f"medusa.H{j}"
+        r = b.add(f.matmul(f"{p}.res", B, d, d, bias=True, weights=(f"{p}.res",), **b.wmm), x)
+        a = b.add(f.activation(f"{p}.act", B, d, "silu", **b.dt), r)
+        s = b.add(f.elementwise(f"{p}.residual", B, d, "add", **b.dt), a)
+        b.add(f.matmul(f"{p}.lm_head", B, d, model.vocab_size, weights=(f"{p}.lm_head",), **b.wmm), s)
     return b.g
 
 
