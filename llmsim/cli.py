@@ -113,14 +113,26 @@ def main() -> None:
               help="w16a16, w8a16, w4a16, w8a8 or fp8 (parts: --set scenario.group_size=64, scenario.kv_dtype=fp8)")
 @click.option("--speculative", default=None, metavar="SPEC",
               help="speculative decoding: draft=MODEL,k=K,accept=A or heads=N,k=K,accept=A[,tree=W]")
-def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative):
+@click.option("--exit", "exit_spec", default=None, metavar="SCHEDULE",
+              help="early exit: depth=L, min=A,max=B (SkipDecode) or dist=L1:p1/L2:p2")
+@click.option("--prompts", default=None, metavar="LENS|FILE",
+              help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
+def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
+        exit_spec, prompts):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
 
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
+    chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
+    if len(chosen) > 1:
+        raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
+    if prompts is not None:
+        return _run_ragged(hw_spec, model, sc, fidelity, prompts, batch, prompt, json_out)
     if speculative is not None:
         return _run_speculative(hw_spec, model, sc, fidelity, speculative, json_out)
+    if exit_spec is not None:
+        return _run_exit(hw_spec, model, sc, fidelity, exit_spec, json_out)
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
@@ -154,6 +166,46 @@ def _run_speculative(hw_spec, model, sc, fidelity: str, text: str, json_out: str
     click.echo(f"  TPOT            {_fmt_s(r.tpot_s)} effective  (plain decoding {_fmt_s(r.baseline_tpot_s)}: "
                f"speed-up {r.speedup:.2f}x)")
     click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (plain {_fmt_j(r.baseline_energy_per_token_j)})")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+def _run_ragged(hw_spec, model, sc, fidelity: str, text: str, batch, prompt, json_out: str | None) -> None:
+    from llmsim.engine.ragged import parse_prompts, simulate_ragged
+
+    lens = parse_prompts(text)
+    if batch is not None and batch != len(lens):
+        raise LlmsimError(f"--batch {batch} disagrees with --prompts ({len(lens)} lengths): give one")
+    if prompt is not None:
+        raise LlmsimError("--prompt and --prompts both give the prompt length: use one")
+    r = simulate_ragged(hw_spec, model, sc, lens, fidelity=fidelity)
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — {len(lens)} requests, prompts "
+               f"{min(lens)}..{max(lens)} (mean {sum(lens) / len(lens):.1f}), gen {sc.gen}")
+    for label, s in (("padded", r.padded), ("packed", r.packed)):
+        click.echo(f"  {label:<8} TTFT {_fmt_s(s.ttft_s):>12}  TPOT {_fmt_s(s.tpot_s):>12}  total "
+                   f"{_fmt_s(s.total_s):>12}  energy {_fmt_j(s.energy_j)}")
+    click.echo(f"  padding waste   {100 * r.padding_token_fraction:.1f}% of prompt tokens, "
+               f"{100 * r.padding_time_fraction:.1f}% of the padded time")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+def _run_exit(hw_spec, model, sc, fidelity: str, text: str, json_out: str | None) -> None:
+    from llmsim.engine.early_exit import parse_exit, simulate_early_exit
+
+    r = simulate_early_exit(hw_spec, model, sc, parse_exit(text), fidelity=fidelity)
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+               f"gen {sc.gen}; early exit {text}")
+    first, last = r.layers_run[0], r.layers_run[-1]
+    click.echo(f"  layers run      {r.mean_layers:.2f} of {model.n_layers} on average (first decode step "
+               f"{first:.2f}, last {last:.2f}); skipped layers still write K and V")
+    click.echo(f"  TTFT            {_fmt_s(r.ttft_s)}")
+    click.echo(f"  TPOT            {_fmt_s(r.tpot_s)}  (every layer {_fmt_s(r.baseline_tpot_s)}: "
+               f"speed-up {r.speedup:.2f}x)")
+    click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (every layer "
+               f"{_fmt_j(r.baseline_energy_per_token_j)})")
     if json_out:
         write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
         click.echo(f"wrote {json_out}")

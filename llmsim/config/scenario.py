@@ -37,6 +37,8 @@ class Scenario(Spec):
     group_size: int = Field(default=0, ge=0, description="weights per scale along K; 0: one scale per output column")
     scale_dtype: DType = DType.fp16
     zero_point: bool = False
+    moe_skew: float = Field(default=0.0, ge=0, description="Zipf exponent of MoE expert popularity (0: uniform "
+                            "routing); see llmsim.graph.moe")
     mode: Literal["graph", "eager"] = "graph"
 
     @model_validator(mode="after")

@@ -154,6 +154,7 @@ class Pim(Device):
         gelu = 5 + 1 + exp + 1 + recip + 2 + 3  # u = c(x + a x^3); tanh u = 1 - 2/(e^2u + 1); x(1 + tanh)/2
         silu = exp + 1 + recip + 1  # x / (1 + e^-x)
         table = {"add": 1, "rope": 3, "relu": 1, "gelu": gelu, "gelu_mul": gelu + 1, "silu_mul": silu + 1,
+                 "silu": silu, "max": 1,
                  "softmax": 4 + exp, "layernorm": 8, "rmsnorm": 4, "reduce": 1}
         if fn not in table:
             raise UnsupportedOpError(f"{self.spec.name}: the ASIC has no '{fn}' routine")

@@ -15,11 +15,12 @@ def matmul(
     name: str, M: int, K: int, N: int, *, dtype: DType, weight_dtype: DType | None = None,
     bias: bool = False, experts: int = 1, weighted: bool = True, weights: tuple[str, ...] = (),
     group_size: int = 0, scale_dtype: DType | None = None, zero_point: bool = False, out_dtype: DType | None = None,
-    **meta,
+    expert_rows: int | None = None, **meta,
 ) -> Op:
     """(M × K) · (K × N). ``weighted``: the right operand is a stored weight (read from memory
     once per call); otherwise both operands are activations. ``experts``: MoE weight sets
-    touched (each K × N); the M rows are spread over them.
+    touched (each K × N); the M rows are spread over them, the busiest expert getting
+    ``expert_rows`` (default: an even share) — where experts run side by side, it sets the time.
 
     Quantised weights (``scale_dtype`` given): every ``group_size`` weights along K (0: every
     column) carry a ``scale_dtype`` scale and, with ``zero_point``, a zero point in the weight
@@ -37,6 +38,10 @@ def matmul(
         extra = (("group_size", group_size), ("scale_dtype", scale_dtype), ("zero_point", zero_point))
     if odt != dtype:
         extra += (("out_dtype", odt),)
+    if expert_rows is not None:
+        if not 0 < expert_rows <= M:
+            raise ConfigError(f"op {name}: expert_rows ({expert_rows}) must be in 1..M ({M})")
+        extra += (("expert_rows", expert_rows),)
     if weighted:
         rd = TensorBytes(weight=w_bytes, activation=M * K * dtype.bytes)
     else:
@@ -98,6 +103,33 @@ def attention(
     )
 
 
+def attention_varlen(
+    name: str, seqs: list[tuple[int, int]], H: int, Hkv: int, D: int, *, dtype: DType, kv_dtype: DType | None = None,
+    window: int | None = None, **meta,
+) -> Op:
+    """Causal attention over sequences of different lengths in one kernel (variable-length
+    attention: FlashAttention's varlen API, ByteTransformer). ``seqs``: (Sq, Skv) per sequence.
+
+    FLOPs, pairs and bytes are the exact sums over the sequences; the shape is B = number of
+    sequences, Sq and Skv the longest, and attr ``varlen`` lists every (Sq, Skv) (after the
+    window) for devices that map sequence by sequence. ``pairs`` is the mean per sequence."""
+    parts = [attention(name, 1, H, Hkv, sq, skv, D, dtype=dtype, kv_dtype=kv_dtype, window=window) for sq, skv in seqs]
+    B = len(parts)
+    pairs = sum(p.attr("pairs") for p in parts)
+    kvdt = kv_dtype or dtype
+    read = sum((p.read for p in parts), TensorBytes())
+    write = sum((p.write for p in parts), TensorBytes())
+    shape = (("B", B), ("H", H), ("Hkv", Hkv), ("Sq", max(p.dim("Sq") for p in parts)),
+             ("Skv", max(p.dim("Skv") for p in parts)), ("D", D))
+    varlen = tuple(sorted((p.dim("Sq"), p.dim("Skv")) for p in parts))
+    extra = (("window", window),) if window is not None else ()
+    return Op(
+        name, OpKind.attention, shape, dtype, sum(p.flops for p in parts), read, write, kv_dtype=kvdt,
+        attrs=(("causal", True), ("pairs", pairs / B), ("score_flops", sum(p.attr("score_flops") for p in parts)),
+               ("varlen", varlen)) + extra, **meta,
+    )
+
+
 def kv_write(name: str, rows: int, width: int, *, dtype: DType, kv_dtype: DType | None = None, **meta) -> Op:
     """Store K and V (``rows`` tokens × ``width`` each) into the cache."""
     kvdt = kv_dtype or dtype
@@ -123,8 +155,9 @@ def norm(name: str, rows: int, width: int, fn: str, *, dtype: DType, weight_dtyp
 
 
 def activation(name: str, rows: int, width: int, fn: str, *, dtype: DType, **meta) -> Op:
-    """Pointwise non-linearity; gated forms (``silu_mul``, ``gelu_mul``) read two inputs."""
-    if fn not in ("gelu", "relu", "silu", "silu_mul", "gelu_mul"):
+    """Pointwise non-linearity; gated forms (``silu_mul``, ``gelu_mul``) read two inputs. Row-wise:
+    ``softmax`` over each row, ``max`` one arg-max pass over each row (a top-k router runs k)."""
+    if fn not in ("gelu", "relu", "silu", "silu_mul", "gelu_mul", "softmax", "max"):
         raise ConfigError(f"op {name}: unknown activation '{fn}'")
     n_in = 2 if fn.endswith("_mul") else 1
     e = rows * width

@@ -11,12 +11,15 @@ dependencies. ``G.graph`` holds ``phase``, ``batch``, ``seq_len`` (prefill) or
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.errors import ConfigError
 from llmsim.graph import factory as f
+from llmsim.graph.moe import routing as moe_routing
 from llmsim.graph.ops import Op
 
 
@@ -72,13 +75,19 @@ class _Builder:
 
     def ffn_block(self, x: str, p: str, stack: str, layer: int, rows: int) -> str:
         m, meta = self.m, dict(layer=layer, stack=stack)
-        rows_e, experts = rows, 1
-        if m.moe:
-            x = self.add(f.matmul(f"{p}.ffn.router", rows, m.d_model, m.moe.experts, weights=(f"{p}.ffn.router",),
-                                  **self.wmm, **meta), x)
-            rows_e = rows * m.moe.top_k
-            experts = min(m.moe.experts, rows_e)
-        mm = dict(bias=m.bias, experts=experts, **self.wmm, **meta)
+        rows_e, experts, route = rows, 1, {}
+        if m.moe:  # router logits, softmax, top-k as k arg-max passes; expert GEMMs grouped by expert
+            E, k = m.moe.experts, m.moe.top_k
+            logits = self.add(f.matmul(f"{p}.ffn.router", rows, m.d_model, E, weights=(f"{p}.ffn.router",),
+                                       **self.wmm, **meta), x)
+            probs = self.add(f.activation(f"{p}.ffn.router_softmax", rows, E, "softmax", **self.dt, **meta), logits)
+            topk = self.add(f.activation(f"{p}.ffn.router_topk", rows * k, E, "max", **self.dt, **meta), probs)
+            x = topk  # the experts read the normed input once the routes are known
+            r = moe_routing(E, k, rows, self.sc.moe_skew)
+            rows_e = rows * k
+            experts = max(1, min(E, round(r.distinct_experts)))
+            route = {"expert_rows": math.ceil(r.max_expert_rows - 1e-9)}
+        mm = dict(bias=m.bias, experts=experts, **self.wmm, **meta) | route
         if m.is_gated:
             gate = self.add(f.matmul(f"{p}.ffn.gate", rows_e, m.d_model, m.d_ff, weights=(f"{p}.ffn.gate",), **mm), x)
             up = self.add(f.matmul(f"{p}.ffn.up", rows_e, m.d_model, m.d_ff, weights=(f"{p}.ffn.up",), **mm), x)
@@ -214,6 +223,37 @@ def lower_verify(model: ModelSpec, sc: Scenario, context: int, tokens: int, batc
         a = b.add(f.activation(f"{p}.act", B, d, "silu", **b.dt), r)
         s = b.add(f.elementwise(f"{p}.residual", B, d, "add", **b.dt), a)
         b.add(f.matmul(f"{p}.lm_head", B, d, model.vocab_size, weights=(f"{p}.lm_head",), **b.wmm), s)
+    return b.g
+
+
+def lower_decode_exit(model: ModelSpec, sc: Scenario, context: int, depth: int, batch: int | None = None,
+                      step: int = 1) -> nx.DiGraph:
+    """A decode step whose tokens exit after the first ``depth`` layers (early exit, CALM: Schuster
+    et al. 2022, arXiv 2207.07061; SkipDecode: Del Corro et al. 2023, arXiv 2307.02628). The
+    skipped layers still get the new token's K and V, projected from the exited hidden state
+    (state copying), so later tokens that run those layers find a complete cache."""
+    m, B = model, batch or sc.batch
+    if m.arch != "decoder":
+        raise ConfigError(f"early exit needs a decoder-only model, {m.name} is {m.arch}")
+    if not 1 <= depth <= m.n_layers:
+        raise ConfigError(f"--exit: depth {depth} is outside 1..{m.n_layers} ({m.name}'s layers)")
+    if context < 1:
+        raise ConfigError(f"decode context must be >= 1, got {context}")
+    _check_len(m, context, "decode context")
+    b = _Builder(m, sc, dict(phase="decode", step=step, batch=B, context_len=context, layers_run=depth))
+    x = b.embed("decoder", B)
+    for i in range(depth):
+        x = b.layer(x, "decoder", i, B, 1, context, causal=True, cross_len=None)
+    for i in range(depth, m.n_layers):
+        p, meta = f"decoder.L{i}.self.attn", dict(layer=i, stack="decoder")
+        h = b.add(f.norm(f"decoder.L{i}.self.norm", B, m.d_model, m.norm, weights=(f"decoder.L{i}.self.norm",),
+                         **b.wdt, **meta), x) if m.norm_position == "pre" else x
+        kv = b.add(f.matmul(f"{p}.kv_copy", B, m.d_model, 2 * m.kv_dim, bias=m.has_qkv_bias,
+                            weights=(f"{p}.qkv",), **b.wmm, **meta), h)
+        if m.positions == "rotary":
+            kv = b.add(f.elementwise(f"{p}.k_rope", B, m.kv_dim, "rope", **b.dt, **meta), kv)
+        b.add(f.kv_write(f"{p}.kv_write", B, m.kv_dim, kv_dtype=sc.kv_dtype, **b.dt, **meta), kv)
+    b.head(x, B)
     return b.g
 
 
