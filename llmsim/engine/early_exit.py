@@ -18,7 +18,7 @@ from typing import Any
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Fidelity
-from llmsim.engine import make_device, resolved_config, simulate
+from llmsim.engine import SimResult, make_device, resolved_config, simulate
 from llmsim.engine.simulate import simulate_step
 from llmsim.errors import ConfigError
 from llmsim.graph.lower import lower_decode_exit
@@ -110,12 +110,14 @@ class ExitResult:
 
 
 def simulate_early_exit(hw: Any, model: ModelSpec, sc: Scenario, schedule: ExitSchedule,
-                        fidelity: Fidelity = "cycle") -> ExitResult:
+                        fidelity: Fidelity = "cycle", baseline: SimResult | None = None) -> ExitResult:
+    """Cost a generation whose decode steps exit early; ``baseline``: the same run with every layer,
+    when already simulated."""
     schedule.check(model.n_layers)
     if sc.gen < 2:
         raise ConfigError(f"{OPTION}: needs gen >= 2 (decode steps exit early; prefill runs every layer)")
     dev = make_device(hw, model, sc, fidelity)
-    base = simulate(hw, model, sc, fidelity)
+    base = baseline or simulate(hw, model, sc, fidelity)
     n = sc.gen - 1
     layers, decode_s, decode_j = [], 0.0, 0.0
     for k in range(1, sc.gen):

@@ -21,7 +21,7 @@ from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Fidelity
 from llmsim.devices.quant import refuse_unsupported
-from llmsim.engine import make_device, resolved_config, simulate
+from llmsim.engine import SimResult, make_device, resolved_config, simulate
 from llmsim.engine.simulate import simulate_step
 from llmsim.errors import ConfigError
 from llmsim.graph.lower import lower_decode, lower_prefill, lower_verify
@@ -109,15 +109,17 @@ class SpecResult:
 
 
 def simulate_speculative(hw: Any, target: ModelSpec, sc: Scenario, spec: Speculation,
-                         draft: ModelSpec | None = None, fidelity: Fidelity = "cycle") -> SpecResult:
-    """Cost ``gen − 1`` decode tokens of ``target`` drafted by ``draft`` (or Medusa heads)."""
+                         draft: ModelSpec | None = None, fidelity: Fidelity = "cycle",
+                         baseline: SimResult | None = None) -> SpecResult:
+    """Cost ``gen − 1`` decode tokens of ``target`` drafted by ``draft`` (or Medusa heads).
+    ``baseline``: plain decoding of the same target, scenario and device, when already simulated."""
     if (draft is None) != (spec.draft is None):
         raise ConfigError(f"{OPTION}: draft=MODEL needs the draft model's spec (and heads=N none)")
     if sc.gen < 2:
         raise ConfigError(f"{OPTION}: needs gen >= 2 (the first token comes from prefill)")
     horizon = sc.prompt + sc.gen + spec.verify_tokens
     dev = make_device(hw, target, sc, fidelity, context=horizon)
-    base = simulate(hw, target, sc, fidelity)
+    base = baseline or simulate(hw, target, sc, fidelity)
     draft_prefill = None
     if draft is not None:
         refuse_unsupported(dev, lower_decode(draft, sc, context=2, batch=1))
