@@ -127,6 +127,8 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
     chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
     if len(chosen) > 1:
         raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
+    if chosen and report_out:
+        raise LlmsimError(f"--report is not available with {chosen[0]} yet (its --json holds the comparison)")
     if prompts is not None:
         return _run_ragged(hw_spec, model, sc, fidelity, prompts, batch, prompt, json_out)
     if speculative is not None:
