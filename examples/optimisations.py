@@ -75,8 +75,8 @@ def moe(hw, quick: bool) -> list[dict]:
     for skew in (0.0, 1.0):
         for b in (1, 4, 16, 64) if quick else (1, 2, 4, 8, 16, 32, 64):
             sc = make_scenario(quant_fields("w8a16") | {"moe_skew": skew})
-            g = lower_decode(m, sc, context=256, batch=b)
-            params = sum(g.nodes[n]["op"].read.weight for n in g) / sc.weight_bytes_per_param
+            g = lower_decode(m, make_scenario({"moe_skew": skew}), context=256, batch=b)  # fp16: 2 bytes a parameter
+            params = sum(g.nodes[n]["op"].read.weight for n in g) / 2
             r, _ = simulate_one_step(hw, m, sc, "decode", b, context=256)
             rows.append({"skew": skew, "batch": b, "params_read": params, "decode_s": r.latency_s,
                          "energy_per_token_j": r.energy_j / b})

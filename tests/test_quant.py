@@ -147,3 +147,30 @@ def test_bad_quant_cli_input_gives_one_line_errors(run_cli):
                         (["--quant", "w4a16", "--set", "scenario.group_size=-8"], "group_size")):
         p = run_cli("run", "--hw", "h100", "--model", "llama-68m", "--gen", "2", *args)
         assert p.returncode == 2 and match in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "opt-350m", "olmoe-1b-7b"])
+@pytest.mark.parametrize("q", ["w16a16", "w8a16", "w4a16"])
+def test_stored_weight_bytes_equal_what_a_dense_decode_reads_plus_the_tables(name, q):
+    from llmsim.config.quant import stored_weight_bytes
+
+    m = load_model(name)
+    if m.moe:  # every expert read: a batch large enough to touch them all
+        m = m.model_copy(update={"moe": m.moe.model_copy(update={"top_k": m.moe.experts})})
+    sc = _sc(q)
+    g = lower_decode(m, sc, context=8, batch=1)
+    ops = [g.nodes[n]["op"] for n in g]
+    gathered = sum(o.read.weight for o in ops if o.kind is OpKind.embedding)
+    emb = m.embedding_params()
+    tables = emb["tok_embed"] + emb.get("pos_embed", 0)
+    read = sum(o.read.weight for o in ops) - gathered
+    tied = tables * sc.act_dtype.bytes if not m.tied_embeddings else emb.get("pos_embed", 0) * sc.act_dtype.bytes
+    assert read + tied == pytest.approx(stored_weight_bytes(m, sc), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["llama-2-70b", "mixtral-8x7b", "olmoe-1b-7b", "qwen2-7b", "flan-t5-small"])
+def test_gemm_weights_and_unquantised_parameters_add_up_to_the_count(name):
+    m = load_model(name)
+    gemm = sum(k * n * c for k, n, c in m.gemm_shapes())
+    biases = m.parameter_count() - gemm - m.unquantised_params()
+    assert biases == (m.n_layers * m.q_dim + 2 * m.n_layers * m.kv_dim if m.has_qkv_bias else 0)

@@ -159,6 +159,31 @@ class ModelSpec(Spec):
             p["final_norm"] = n_final * self.norm_params()
         return p
 
+    def gemm_shapes(self) -> list[tuple[int, int, int]]:
+        """Every GEMM weight matrix as (K, N, how many): what quantisation applies to."""
+        d, q, kv, E = self.d_model, self.q_dim, self.kv_dim, self.experts
+        attn = [(d, q + 2 * kv, 1), (q, d, 1)]
+        cross = [(d, q, 1), (d, 2 * kv, 1), (q, d, 1)] if self.arch == "encoder-decoder" else []
+        ffn = [(d, self.d_ff, E * (2 if self.is_gated else 1)), (self.d_ff, d, E)]
+        if self.moe:
+            ffn.append((d, self.moe.experts, 1))
+        out = [(k, n, c * self.n_layers) for k, n, c in attn + cross + ffn]
+        out += [(k, n, c * self.n_encoder_layers) for k, n, c in attn + ffn if self.n_encoder_layers]
+        if self.d_embed != d:
+            out += [(self.d_embed, d, 1), (d, self.d_embed, 1)]
+        if not self.tied_embeddings:
+            out.append((self.d_embed, self.vocab_size, 1))
+        return out
+
+    def unquantised_params(self) -> int:
+        """Parameters outside the GEMM weights: embedding tables and norm scales (kept at the activation
+        dtype when the GEMM weights are quantised)."""
+        emb = self.embedding_params()
+        tables = emb["tok_embed"] + emb.get("pos_embed", 0) + emb.get("rel_bias", 0)
+        per_layer = (3 if self.arch == "encoder-decoder" else 2) * self.norm_params() + self.qk_norm_params()
+        enc = self.n_encoder_layers * (2 * self.norm_params() + self.qk_norm_params())
+        return tables + self.n_layers * per_layer + enc + emb.get("final_norm", 0)
+
     def parameter_count(self) -> int:
         """Exact parameter count (what ``sum(p.numel() for p in model.parameters())`` gives in HF)."""
         return (

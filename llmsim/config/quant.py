@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmsim.config.model import ModelSpec
+from llmsim.config.scenario import Scenario
 from llmsim.errors import ConfigError
 
 QUANT_PRESETS: dict[str, dict[str, Any]] = {
@@ -26,6 +28,20 @@ QUANT_PRESETS: dict[str, dict[str, Any]] = {
     "w8a8": {"weight_dtype": "int8", "gemm_dtype": "int8", "group_size": 0, "zero_point": False},
     "fp8": {"weight_dtype": "fp8", "gemm_dtype": "fp8", "group_size": 0, "zero_point": False},
 }
+
+
+def stored_weight_bytes(model: ModelSpec, sc: Scenario) -> float:
+    """Bytes the model's weights occupy: GEMM weights with their scales and zero points; biases,
+    embedding tables and norm scales at the activation dtype when the GEMM weights are quantised."""
+    if not sc.weights_quantised:
+        return model.parameter_count() * sc.weight_dtype.bytes
+    per_scale = sc.scale_dtype.bytes + (sc.weight_dtype.bytes if sc.zero_point else 0.0)
+    g = sc.group_size
+    gemm = scales = 0.0
+    for K, N, count in model.gemm_shapes():
+        gemm += count * K * N
+        scales += count * N * (-(-K // g) if g else 1)
+    return gemm * sc.weight_dtype.bytes + scales * per_scale + (model.parameter_count() - gemm) * sc.act_dtype.bytes
 
 
 def quant_fields(name: str) -> dict[str, Any]:

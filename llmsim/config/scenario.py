@@ -57,11 +57,3 @@ class Scenario(Spec):
     @property
     def matmul_dtype(self) -> DType:
         return self.gemm_dtype or self.act_dtype
-
-    @property
-    def weight_bytes_per_param(self) -> float:
-        """Stored bytes per GEMM weight, scales and zero points included (K of one group)."""
-        if not self.weights_quantised:
-            return self.weight_dtype.bytes
-        per_group = self.scale_dtype.bytes + (self.weight_dtype.bytes if self.zero_point else 0.0)
-        return self.weight_dtype.bytes + (per_group / self.group_size if self.group_size else 0.0)

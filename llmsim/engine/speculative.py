@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from llmsim.config.model import ModelSpec
+from llmsim.config.quant import stored_weight_bytes
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Fidelity
 from llmsim.devices.quant import refuse_unsupported
@@ -125,7 +126,7 @@ def simulate_speculative(hw: Any, target: ModelSpec, sc: Scenario, spec: Specula
         refuse_unsupported(dev, lower_decode(draft, sc, context=2, batch=1))
         kv = sc.batch * horizon * (target.kv_bytes_per_token(sc.kv_dtype.bytes)
                                    + draft.kv_bytes_per_token(sc.kv_dtype.bytes))
-        dev.check_fits((target.parameter_count() + draft.parameter_count()) * sc.weight_bytes_per_param, kv)
+        dev.check_fits(stored_weight_bytes(target, sc) + stored_weight_bytes(draft, sc), kv)
         draft_prefill = simulate_step(lower_prefill(draft, sc), dev)
     n_tokens = sc.gen - 1
     e = spec.tokens_per_iteration
