@@ -77,3 +77,16 @@ def test_exit_cli_reports_layers_run(run_cli):
     assert p.returncode == 0 and "layers run" in p.stdout and "speed-up" in p.stdout, p.stderr
     p = run_cli("run", "--hw", "h100", "--model", "opt-125m", "--exit", "depth=99")
     assert p.returncode == 2 and "--exit" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_encoder_decoder_models_are_refused_for_early_exit_speculation_and_ragged_batches():
+    from llmsim.engine.ragged import simulate_ragged
+    from llmsim.engine.speculative import Speculation, simulate_speculative
+
+    hw, m, sc = load_hardware("h100"), load_model("flan-t5-small"), make_scenario({"gen": 3, "prompt": 16})
+    with pytest.raises(ConfigError, match="decoder-only"):
+        simulate_early_exit(hw, m, sc, ExitSchedule(depth=2))
+    with pytest.raises(ConfigError, match="decoder-only"):
+        simulate_speculative(hw, m, sc, Speculation(k=2, accept=0.5, heads=2))
+    with pytest.raises(ConfigError, match="decoder-only"):
+        simulate_ragged(hw, m, sc, [8, 16])

@@ -174,3 +174,9 @@ def test_gemm_weights_and_unquantised_parameters_add_up_to_the_count(name):
     gemm = sum(k * n * c for k, n, c in m.gemm_shapes())
     biases = m.parameter_count() - gemm - m.unquantised_params()
     assert biases == (m.n_layers * m.q_dim + 2 * m.n_layers * m.kv_dim if m.has_qkv_bias else 0)
+
+
+@pytest.mark.parametrize("hw", ["h100", "npu-ws-128", "xeon-gold-6154"])
+def test_fewer_weight_bits_never_move_more_dram_bytes_on_a_device(hw):
+    dram = [_decode_s(hw, "llama-68m", q).bytes_by_level["dram"] for q in BITS_ORDER]
+    assert dram[0] > dram[1] > dram[2]
