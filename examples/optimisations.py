@@ -148,6 +148,16 @@ def html_report(d: dict, hw: str, out: Path) -> None:
     _bands(fig, ["SkipDecode on OPT-1.3B/6.7B (2-5x)"])
     fig.update_layout(xaxis_title="mean layers run of 24", yaxis_title="decode speed-up")
     p.chart("Early exit: opt-1.3b", fig)
+    rows = [["quantisation", f"{r['scheme']} g{r['group_size']}", f"{r['speedup']:.2f}x",
+             f"{r['energy_j'] / q[0]['energy_j']:.2f}"] for r in q]
+    rows += [["speculative", f"{r['drafter']}, K={r['k']}, A={r['accept']}", f"{r['speedup']:.2f}x",
+              f"{r['energy_per_token_j'] / r['baseline_energy_per_token_j']:.2f}"]
+             for r in d["speculative"] if r["accept"] in (0.2, 0.5, 0.8)]
+    rows += [["early exit", r["schedule"], f"{r['speedup']:.2f}x",
+              f"{r['energy_per_token_j'] / r['baseline_energy_per_token_j']:.2f}"] for r in d["early_exit"]]
+    p.table("Energy per token against the plain baseline", ["optimisation", "setting", "speed-up",
+                                                             "energy per token / baseline"], rows,
+            note="energy includes static and DRAM background power over the (shorter or longer) run")
     p.table("Ragged batches: tinyllama-1.1b, 4 requests", ["prompts", "padding tokens", "time saved by packing",
                                                             "prefill speed-up"],
             [[r["prompts"], f"{100 * r['padding_tokens']:.0f}%", f"{100 * r['padding_time']:.0f}%",
