@@ -53,20 +53,21 @@ def from_hf_config(cfg: Any, path: Path) -> dict:
         out = dict(
             name=name, source=src, d_model=d, n_layers=_need(cfg, "num_hidden_layers", path),
             n_heads=_need(cfg, "num_attention_heads", path),
-            n_kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
+            n_kv_heads=cfg.get("num_key_value_heads") or _need(cfg, "num_attention_heads", path),
             head_dim=cfg.get("head_dim"), d_ff=_need(cfg, "intermediate_size", path), ffn="swiglu",
             norm="rmsnorm", positions="rotary", vocab_size=_need(cfg, "vocab_size", path),
             max_positions=_need(cfg, "max_position_embeddings", path),
             tied_embeddings=cfg.get("tie_word_embeddings", False), bias=cfg.get("attention_bias", False),
         )
         if mt == "mixtral":
-            out["moe"] = {"experts": cfg["num_local_experts"], "top_k": cfg["num_experts_per_tok"]}
+            out["moe"] = {"experts": _need(cfg, "num_local_experts", path),
+                          "top_k": _need(cfg, "num_experts_per_tok", path)}
         return out
     if mt in ("t5", "mt5"):
         proj = cfg.get("feed_forward_proj", "relu")
         return dict(
             name=name, source=src, arch="encoder-decoder", d_model=_need(cfg, "d_model", path),
-            n_layers=cfg.get("num_decoder_layers") or cfg["num_layers"],
+            n_layers=cfg.get("num_decoder_layers") or _need(cfg, "num_layers", path),
             n_encoder_layers=_need(cfg, "num_layers", path), n_heads=_need(cfg, "num_heads", path),
             head_dim=_need(cfg, "d_kv", path), d_ff=_need(cfg, "d_ff", path),
             ffn="gated_gelu" if "gated" in proj else "relu_mlp", norm="rmsnorm", positions="relative",

@@ -39,15 +39,23 @@ def make_device(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelit
 def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity = "cycle",
              progress: Callable[[int, int], None] | None = None) -> SimResult:
     """Prefill then ``gen - 1`` decode steps; each step is its own event-driven simulation."""
+    from llmsim.engine.footprint import memory_footprint
+    from llmsim.graph.lower import check_generation
+
+    check_generation(model, scenario)
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
+    memory: dict[str, Any] = {}
     with long_run_gc():
         for i, g in enumerate(phase_steps(model, scenario)):
+            if i == 0:
+                memory = memory_footprint(hw, model, scenario, g)
             steps.append(simulate_step(g, dev))
             step_done()
             if progress:
                 progress(i + 1, scenario.gen)
-    return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen)
+    return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen,
+                     memory)
 
 
 def simulate_one_step(hw: Any, model: ModelSpec, scenario: Scenario, phase: str, batch: int,

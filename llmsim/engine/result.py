@@ -123,6 +123,7 @@ class SimResult:
     steps: tuple[StepResult, ...]
     config: dict[str, Any]
     tokens: int
+    memory: dict[str, Any] = field(default_factory=dict)  # llmsim.engine.footprint.memory_footprint
 
     @property
     def ttft_s(self) -> float:
@@ -186,6 +187,7 @@ class SimResult:
             "steps": [s.summary() for s in self.steps],
             "step_details": [s.to_dict(trace=i in keep) | {"index": i} for i, s in enumerate(self.steps)
                              if i in keep],
+            "memory_footprint": self.memory,
             "config": self.config,
         }
 

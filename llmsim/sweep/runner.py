@@ -18,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from llmsim.errors import LlmsimError
+from llmsim.io import write_atomic
 from llmsim.sweep.expr import evaluate
 from llmsim.sweep.pareto import default_objectives, pareto_front
 from llmsim.sweep.space import Point, SweepSpec
-from llmsim.sweep.store import ResultStore, _write_atomic
+from llmsim.sweep.store import ResultStore
 
 Task = dict[str, Any]
+
+#: A local worker is replaced after this many points, so whatever a point leaves behind in a
+#: worker (caches keyed by spec, allocator fragmentation) cannot grow with the sweep's size.
+MAX_TASKS_PER_CHILD = 100
+#: at most this many local workers per CPU core (more only adds memory)
+WORKERS_PER_CORE = 4
 
 
 def run_point(task: Task) -> dict[str, Any]:
@@ -33,15 +40,14 @@ def run_point(task: Task) -> dict[str, Any]:
     message when the point is illegal (e.g. the model does not fit memory). Never raises
     for a bad point, so one failure does not stop a sweep.
     """
-    from llmsim.config.loader import make_scenario, validate
+    from llmsim.config.loader import HW_ADAPTER, make_scenario, validate
     from llmsim.config.model import ModelSpec
     from llmsim.engine import simulate
-    from llmsim.sweep.space import _HW
 
     cfg = task["config"]
     t0 = time.perf_counter()
     try:
-        hw = validate(_HW, cfg["hw"], "hw")
+        hw = validate(HW_ADAPTER, cfg["hw"], "hw")
         res = simulate(hw, validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"]),
                        fidelity=cfg["fidelity"])
     except Exception as e:  # a failing point is a result, recorded with its error
@@ -72,7 +78,13 @@ def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
         for t in tasks:
             yield t, run_point(t)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    import multiprocessing as mp
+    import sys
+
+    kw: dict[str, Any] = {}
+    if sys.version_info >= (3, 11):  # recycling needs a start method other than fork
+        kw = {"max_tasks_per_child": MAX_TASKS_PER_CHILD, "mp_context": mp.get_context("forkserver")}
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint, **kw)
     pending: dict[Any, Task] = {}
     todo = iter(tasks)
     try:
@@ -167,17 +179,26 @@ def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", workers: int | None = None,
               ray_address: str | None = None, force: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
+              progress: Callable[[int, int], None] | None = None, max_points: int | None = None) -> SweepOutcome:
     """Run every point of ``spec`` that ``out_dir`` does not hold yet; return the outcome.
 
     ``workers``: processes (local) or concurrent tasks (Ray); default all cores. ``progress``
     is called with (points done, points to run) after each stored point. Resolving and
     validating every point happens before anything runs, so a bad spec fails fast.
+    ``max_points``: refuse a spec with more points (default :data:`~llmsim.sweep.space.MAX_POINTS`).
     """
+    from llmsim.sweep.space import MAX_POINTS
+
     if backend not in ("local", "ray"):
         raise LlmsimError(f"--backend '{backend}' (expected local or ray)")
-    points, counts = spec.points()
-    workers = max(1, workers or os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    if workers is not None and not 1 <= workers <= WORKERS_PER_CORE * cores and backend == "local":
+        raise LlmsimError(f"--workers {workers}: between 1 and {WORKERS_PER_CORE * cores} "
+                          f"({WORKERS_PER_CORE} per core) on this machine")
+    if max_points is not None and max_points < 1:
+        raise LlmsimError(f"--max-points {max_points}: must be >= 1")
+    points, counts = spec.points(max_points or MAX_POINTS)
+    workers = max(1, workers or cores)
     store = ResultStore(out_dir).open(spec.dump_yaml(), force=force)
     todo = [p for p in points if p.key not in store]
     by_key = {p.key: p for p in todo}
@@ -199,7 +220,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", work
     rows = [store.rows[p.key] for p in points]
     objectives = spec.objectives or default_objectives([r for r in rows if r["status"] == "ok"])
     front = pareto_front(rows, objectives)
-    _write_atomic(Path(out_dir) / "pareto.json", json.dumps(
+    write_atomic(Path(out_dir) / "pareto.json", json.dumps(
         {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1))
     return SweepOutcome(Path(out_dir), len(points), done, len(points) - len(todo), seconds, counts, rows, front,
                         objectives)
