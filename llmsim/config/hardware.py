@@ -309,7 +309,7 @@ class PimSpec(HardwareBase):
         if "flops_per_cycle" not in data["bank_mac"]:
             lanes = data.get("mac_lanes_per_bank", 16)
             dtypes = data.get("mac_dtypes", [DType.bf16])
-            if isinstance(lanes, int) and isinstance(dtypes, list):
+            if isinstance(lanes, int) and lanes > 0 and isinstance(dtypes, list):
                 fpc = {DType(d).value if isinstance(d, DType) else d: 2 * lanes for d in dtypes}
                 data = {**data, "bank_mac": {**data["bank_mac"], "flops_per_cycle": fpc}}
         mem = data.get("memory")

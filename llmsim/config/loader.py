@@ -60,6 +60,8 @@ def resolve_path(name: str | Path, folder: str, relative_to: Path | None = None)
     for c in candidates:
         if c.is_file():
             return c.resolve()
+    if Path(raw).expanduser().is_dir():
+        raise ConfigError(f"{raw}: is a folder, expected a {folder} preset name or a YAML file")
     known = ", ".join(list_bundled(folder))
     raise ConfigError(f"no {folder} preset or file named '{raw}' (bundled: {known})")
 
@@ -185,7 +187,8 @@ def apply_set(data: dict, path: list[str], value: Any, label: str) -> dict:
 
 
 def format_validation(e: ValidationError, where: str) -> str:
-    err = e.errors()[0]
+    # a bad value first: a missing field is often derived from it (bank_mac.flops_per_cycle from mac_lanes_per_bank)
+    err = sorted(e.errors(), key=lambda x: x["type"] == "missing")[0]
     loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("gpu", "npu", "cpu", "pim")))
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     got = err.get("input")
