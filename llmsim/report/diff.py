@@ -12,6 +12,8 @@ TABLES = ("energy_breakdown_j", "bytes_by_level", "busy_by_unit_s", "latency_bre
 
 
 def _ratio(a: float, b: float) -> str:
+    if a == b:
+        return "="
     if a == 0:
         return "new" if b else "="
     return f"{100 * (b - a) / a:+.1f}%"

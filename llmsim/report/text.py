@@ -34,7 +34,8 @@ TOPICS: dict[str, str] = {
                "'time by op kind' attributes each instant of a step to the ops running then ('idle': none).",
     "energy": "Energy is split by component (J); the components add up to the total:\n" + "\n".join(
         f"  {k:<16} {v}" for k, v in ENERGY_COMPONENTS.items())
-        + "\n  (other names)    a compute unit or on-chip memory level named in the hardware preset",
+        + "\n  (other names)    a compute unit or on-chip level named in the hardware preset, or (analytic fidelity) "
+          "a memory level of bytes_by_level: its bytes x its energy per byte",
     "memory": "memory_footprint in every run result: capacity, weights, KV cache (batch x (prompt + gen) tokens), "
               "activations (largest single-op activation working set of prefill) and free bytes; max_batch is the "
               "largest batch that fits at this context, max_context the longest context at this batch "

@@ -165,6 +165,13 @@ class SweepOutcome:
     def points_per_s(self) -> float:
         return self.ran / self.seconds if self.seconds > 0 else 0.0
 
+    def to_frame(self) -> Any:
+        """The rows as a pandas DataFrame, nested fields flattened with dots (``axes.hw.memory.channels``)."""
+        from llmsim.api import require_pandas
+        from llmsim.sweep.parquet import flatten
+
+        return require_pandas().DataFrame([flatten(r) for r in self.rows])
+
 
 def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -> dict[str, Any]:
     from llmsim import __version__
