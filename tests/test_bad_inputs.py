@@ -112,6 +112,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "set-layers-zero": ([*RUN, "--set", "model.n_layers=0"], "n_layers"),
     "set-width-negative": ([*RUN, "--set", "model.d_model=-1"], "d_model"),
     "set-batch-zero": ([*RUN, "--set", "scenario.batch=0"], "batch"),
+    "set-layers-1e5": ([*RUN, "--set", "model.n_layers=100000", "--set", "model.d_model=64", "--set",
+                        "model.n_heads=1", "--set", "model.d_ff=64", "--set", "model.vocab_size=100"], "n_layers"),
     "set-dtype": ([*RUN, "--set", "scenario.kv_dtype=fp7"], "kv_dtype"),
     "set-channels-1e18": (["op", "--hw", "pim", "--kind", "matmul", "--shape", "1,8,8", "--set",
                            "hw.memory.channels=1.0e+18"], "channels"),

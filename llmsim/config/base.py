@@ -23,6 +23,8 @@ BOUNDS: tuple[tuple[str, float, float, str], ...] = (
     (r"^tck_ns$", 1e-2, 1e6, "a command clock period lies between 10 ps (100 GHz) and 1 ms"),
     (r"(^|_)(energy|pj|mw|w|j|power)(_|$)", 0.0, 1e15, "energies and powers are >= 0"),
     (r"(?<!per)_s$", 0.0, 1e6, "durations are >= 0 and below 1e6 s"),
+    (r"(^|_)layers$", 0, 4096, "the deepest published transformers have a few hundred layers; every layer adds "
+                               "its ops to every step's graph"),
 )
 #: no number in a spec is larger than this (integers stay exact in float64; 2**53 ~ 9e15)
 MAX_MAGNITUDE = 2.0**53

@@ -29,6 +29,8 @@ Task = dict[str, Any]
 #: A local worker is replaced after this many points, so whatever a point leaves behind in a
 #: worker (caches keyed by spec, allocator fragmentation) cannot grow with the sweep's size.
 MAX_TASKS_PER_CHILD = 100
+#: modules the fork server imports before forking workers (what :func:`run_point` needs)
+PRELOAD = ["llmsim.config.loader", "llmsim.engine", "llmsim.devices"]
 #: at most this many local workers per CPU core (more only adds memory)
 WORKERS_PER_CORE = 4
 
@@ -80,10 +82,14 @@ def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
         return
     import multiprocessing as mp
     import sys
+    from concurrent.futures.process import BrokenProcessPool
 
     kw: dict[str, Any] = {}
     if sys.version_info >= (3, 11):  # recycling needs a start method other than fork
-        kw = {"max_tasks_per_child": MAX_TASKS_PER_CHILD, "mp_context": mp.get_context("forkserver")}
+        ctx = mp.get_context("forkserver")
+        # the fork server imports the simulator once; each recycled worker is forked from it ready to run
+        ctx.set_forkserver_preload(PRELOAD)
+        kw = {"max_tasks_per_child": MAX_TASKS_PER_CHILD, "mp_context": ctx}
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint, **kw)
     pending: dict[Any, Task] = {}
     todo = iter(tasks)
@@ -100,6 +106,9 @@ def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
                     pending[pool.submit(run_point, nxt)] = nxt
                     break
                 yield t, fut.result()
+    except BrokenProcessPool:
+        raise LlmsimError("a sweep worker died (killed, or out of memory); the points stored so far are kept: "
+                          "run the same command again to resume") from None
     finally:
         if pending:  # interrupted: drop queued work and stop the running workers now
             procs = list((getattr(pool, "_processes", None) or {}).values())
