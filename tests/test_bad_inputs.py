@@ -193,7 +193,7 @@ CASES: dict[str, tuple[list[str], str]] = {
         "axis_no_prefix": "memory.channels", "axis_step_zero": "step", "axis_value_nan": "clock_hz",
         "grid_1e6": "--max-points", "random_1e9": "--max-points", "sample_bad_method": "sobol",
         "unknown_spec_key": "axez", "objective_unknown": "speed", "fidelity_bad": "exact",
-        "continuous_grid": "continuous", "no_model": "model"}.items()},
+        "continuous_grid": "continuous", "no_model": "model", "hw_part": "kind:"}.items()},
     "sweep-binary": (["sweep", "{gen:binary}", "--out", "{tmp}/out"], "binary"),
     "sweep-alias-bomb": (["sweep", "{gen:alias}", "--out", "{tmp}/out"], "aliases"),
     "sweep-workers": (["sweep", _f("sweep_ok.yaml"), "--out", "{tmp}/out", "--workers", "100000"], "--workers"),

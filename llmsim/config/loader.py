@@ -232,10 +232,15 @@ def load_hardware(name: str | Path, overrides: list[tuple[list[str], Any]] = ())
     data, path = hardware_dict(name)
     for p, v in overrides:
         apply_set(data, p, v, "hw")
-    if "kind" not in data:
-        raise ConfigError(f"{path}: missing 'kind:' (one of gpu, npu, cpu, pim); memory/ and framework/ files "
+    return validate_hardware(data, str(path))
+
+
+def validate_hardware(data: Any, where: str) -> Any:
+    """A hardware dict validated into its spec; a missing ``kind:`` is said plainly."""
+    if isinstance(data, dict) and "kind" not in data:
+        raise ConfigError(f"{where}: missing 'kind:' (one of gpu, npu, cpu, pim); memory/ and framework/ files "
                           "are parts a preset extends, not hardware")
-    return validate(HW_ADAPTER, data, str(path))
+    return validate(HW_ADAPTER, data, where)
 
 
 def load_model(name: str | Path, overrides: list[tuple[list[str], Any]] = ()) -> ModelSpec:

@@ -39,7 +39,6 @@ from typing import Any
 import yaml
 
 from llmsim.config.loader import (
-    HW_ADAPTER,
     apply_set,
     hardware_dict,
     make_scenario,
@@ -48,6 +47,7 @@ from llmsim.config.loader import (
     resolve_path,
     split_overrides,
     validate,
+    validate_hardware,
 )
 from llmsim.config.model import ModelSpec
 from llmsim.errors import ConfigError
@@ -325,7 +325,7 @@ class SweepSpec:
                 if label not in dicts:
                     raise ConfigError(f"derived '{path}': must start with hw., model. or scenario.")
                 apply_set(dicts[label], rest, evaluate(expr, dicts, f"derived '{path}'"), label)
-            hw = validate(HW_ADAPTER, dicts["hw"], "hw").model_dump(mode="json")
+            hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
             scenario = make_scenario(dicts["scenario"]).model_dump(mode="json")
         except ConfigError as e:
