@@ -1,6 +1,7 @@
 """Memory of a 10,000-point PIM sweep: peak RSS of all its processes together (driver + workers).
 
     PYTHONPATH=. python benchmarks/sweep_memory.py [--points 10000] [--workers 2] [--fidelity analytic]
+                                                   [--tasks-per-child N]   # 0: never recycle (for comparison)
 
 Runs ``llmsim sweep`` in a subprocess on a fresh folder and samples, every 0.2 s, the summed
 resident memory (``/proc/<pid>/status`` VmRSS) of the driver and every descendant (pool
@@ -60,12 +61,18 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--fidelity", choices=["cycle", "analytic"], default="analytic")
+    ap.add_argument("--tasks-per-child", type=int, default=None,
+                    help="override llmsim.sweep.runner.MAX_TASKS_PER_CHILD (0: workers are never replaced)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "spec.yaml"
         spec.write_text(spec_yaml(args.points, args.fidelity))
         env = os.environ | {"PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, "-m", "llmsim.cli", "sweep", str(spec), "--out", str(Path(tmp) / "out"),
+        patch = ("import sys, llmsim.sweep.runner as r; n = int(sys.argv[1]); "
+                 "r.MAX_TASKS_PER_CHILD = (n or None) if n >= 0 else r.MAX_TASKS_PER_CHILD; "
+                 "from llmsim.cli import main; main(sys.argv[2:])")
+        per_child = -1 if args.tasks_per_child is None else args.tasks_per_child
+        cmd = [sys.executable, "-c", patch, str(per_child), "sweep", str(spec), "--out", str(Path(tmp) / "out"),
                "--workers", str(args.workers), "--max-points", str(2 * args.points)]
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -86,7 +93,9 @@ def main() -> None:
 
     peak = max(s for _, s, _ in samples)
     print(next((ln for ln in out.splitlines() if " points (" in ln), out.strip().splitlines()[-1]))
-    print(f"points {total}, workers {args.workers}, {args.fidelity}: {secs:.0f} s; peak RSS of all processes "
+    recycle = "default" if args.tasks_per_child is None else (args.tasks_per_child or "never")
+    print(f"points {total}, workers {args.workers}, {args.fidelity}, worker recycling {recycle}: {secs:.0f} s; "
+          f"peak RSS of all processes "
           f"{peak / 2**20:.0f} MiB (at 10% of points {at(0.1) / 2**20:.0f} MiB, at 90% {at(0.9) / 2**20:.0f} MiB); "
           f"{'under' if peak < 2**30 else 'OVER'} 1 GiB")
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from llmsim.cli_support import check_out as _out
+from llmsim.cli_support import compile_notice as _compile_notice
+from llmsim.cli_support import positive_option as _pos
+from llmsim.cli_support import progress_lines as _progress
 from llmsim.errors import LlmsimError
-from llmsim.io import check_writable, write_atomic, write_json
+from llmsim.io import write_atomic, write_json
 from llmsim.report.text import fmt_j as _fmt_j
 from llmsim.report.text import fmt_s as _fmt_s
 
@@ -28,34 +30,6 @@ class _Group(click.Group):
         except LlmsimError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
-
-
-def _out(path: str | None, flag: str) -> str | None:
-    """Check an output path before any work (a folder, a missing or read-only folder fail now)."""
-    if path is not None:
-        check_writable(path, flag)
-    return path
-
-
-def _progress(label: str, every_s: float = 5.0) -> Callable[[int, int], None]:
-    """Plain progress lines on stderr for when it is not a terminal (logs, CI): at most one
-    every ``every_s`` seconds, plus the last."""
-    last = [time.monotonic()]
-
-    def tick(i: int, n: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= every_s or (n and i == n and now - last[0] > 0.5):
-            last[0] = now
-            click.echo(f"{label}: {i}/{n}", err=True)
-
-    return tick
-
-
-def _compile_notice() -> None:
-    from llmsim.kernels import jit_cache_ready
-
-    if not jit_cache_ready():
-        click.echo("compiling kernels (first run only, ~10 s)...", err=True)
 
 
 def _common(f):
@@ -89,14 +63,6 @@ def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dic
 @click.version_option(package_name="llmsim")
 def main() -> None:
     """llmsim: a hardware simulator and cost model for LLM inference."""
-
-
-def _pos(name: str, help_: str, default: int | None = None) -> Any:
-    """A positive integer option; its default (the scenario's when None) shown in --help."""
-    from llmsim.config.scenario import Scenario
-
-    shown = default if default is not None else Scenario.model_fields[name.lstrip("-")].default
-    return click.option(name, type=click.IntRange(min=1), default=default, help=f"{help_}  [default: {shown}]")
 
 
 @main.command()
@@ -241,30 +207,10 @@ def _dtype_adapter():
 @main.command(name="list")
 def list_cmd():
     """Bundled hardware presets, the parts they extend (memory/, framework/) and models, with their source."""
-    from llmsim.config.loader import bundled_dir, list_bundled, load_yaml
+    from llmsim.config.catalog import catalog
 
-    def line(name: str, data: dict, kind: str) -> str:
-        src = data.get("source", "")
-        if isinstance(src, dict):
-            src = next(iter(src.values()), "")
-        return f"  {name:<22} {kind:<16} {str(src)[:90]}"
-
-    hw_dir = bundled_dir("hw_configs")
-    names = list_bundled("hw_configs")
-    parts = [n for n in names if "/" in n]
-    click.echo(f"hardware ({hw_dir}):")
-    for name in (n for n in names if "/" not in n):
-        data = load_yaml(hw_dir / f"{name}.yaml", "hw_configs")
-        click.echo(line(name, data, data.get("kind", "?")))
-    click.echo("parts presets extend (memory standards, framework costs; not hardware):")
-    for name in parts:
-        data = load_yaml(hw_dir / f"{name}.yaml", "hw_configs")
-        kind = data.get("standard") or name.split("/")[0]
-        click.echo(line(name, data, str(kind)))
-    click.echo(f"models ({bundled_dir('workloads')}):")
-    for name in list_bundled("workloads"):
-        data = load_yaml(bundled_dir("workloads") / f"{name}.yaml", "workloads")
-        click.echo(line(name, data, data.get("arch", "decoder")))
+    for line in catalog():
+        click.echo(line)
 
 
 @main.command()

@@ -142,9 +142,9 @@ def test_help_shows_the_defaults():
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(capsys):
-    from llmsim.cli import _progress
+    from llmsim.cli_support import progress_lines
 
-    tick = _progress("sweep: points", every_s=0.0)
+    tick = progress_lines("sweep: points", every_s=0.0)
     for i in range(1, 4):
         tick(i, 3)
     assert capsys.readouterr().err.splitlines() == ["sweep: points: 1/3", "sweep: points: 2/3", "sweep: points: 3/3"]
