@@ -163,8 +163,8 @@ def parse_set(items: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]
             raise ConfigError(f"--set '{item}': expected KEY.PATH=VALUE")
         key, _, raw = item.partition("=")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = check_size(yaml.safe_load(raw), f"--set {key}")
+        except (yaml.YAMLError, RecursionError):
             value = raw
         out.append(([p for p in key.strip().split(".") if p], value))
     return out

@@ -209,6 +209,14 @@ class SweepSpec:
         axes_raw = data.get("axes") or {}
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"{source}: axes must map a field path to values")
+        for key, kind in (("scenario", dict), ("sample", dict), ("derived", dict), ("set", (list, dict)),
+                          ("constraints", list), ("objectives", list)):
+            if data.get(key) is not None and not isinstance(data[key], kind):
+                want = "a mapping" if kind is dict else "a list" if kind is list else "a list or a mapping"
+                raise ConfigError(f"{source}: {key}: expected {want}, got {type(data[key]).__name__}")
+        for key in ("hw", "model"):
+            if not isinstance(data[key], str):
+                raise ConfigError(f"{source}: {key}: expected a preset name or path, got {type(data[key]).__name__}")
         sample = dict(data.get("sample") or {"method": "grid"})
         method = sample.setdefault("method", "grid")
         if method not in ("grid", "random", "lhs"):
