@@ -79,6 +79,7 @@ def test_sweep_writes_a_parquet_table_pandas_reads(tmp_path):
     assert len(df) == len(rows) == 4
     assert sorted(df["axes.hw.memory.channels"]) == [4, 4, 8, 8]
     assert list(df["total_s"]) == [r["total_s"] for r in rows]
+    assert (df["memory_footprint.max_batch"] > 0).all()
     assert "energy_breakdown_j.dram_internal" in df.columns and "bytes_by_level.dram_internal" in df.columns
 
 
@@ -190,6 +191,17 @@ def test_shared_yaml_anchors_load_but_an_alias_bomb_is_refused(tmp_path):
     bomb.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="aliases"):
         read_yaml(bomb)
+
+
+def test_the_api_example_runs():
+    import subprocess
+    import sys
+
+    pytest.importorskip("pandas")
+    p = subprocess.run([sys.executable, str(ROOT / "examples" / "api_quickstart.py")], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert "TTFT" in p.stdout and "channels 16" in p.stdout
 
 
 def test_the_sdist_ships_the_examples_and_a_hugging_face_config():

@@ -63,7 +63,8 @@ def run_point(task: Task) -> dict[str, Any]:
                            "tokens_per_s": res.tokens / total if total else 0.0, "energy_j": res.energy_j,
                            "energy_per_token_j": res.energy_j / res.tokens,
                            "avg_power_w": res.energy_j / total if total else 0.0,
-                           "area_mm2": cfg["hw"].get("area_mm2"), "cost_usd": cfg["hw"].get("cost_usd")}
+                           "area_mm2": cfg["hw"].get("area_mm2"), "cost_usd": cfg["hw"].get("cost_usd"),
+                           "memory_footprint": dict(res.memory)}
     for name in ("latency_breakdown_s", "energy_breakdown_j", "bytes_by_level"):
         acc: dict[str, float] = {}
         for step in res.steps:  # summing step breakdowns is far cheaper than SimResult.to_dict()
@@ -245,6 +246,6 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", work
     objectives = spec.objectives or default_objectives([r for r in rows if r["status"] == "ok"])
     front = pareto_front(rows, objectives)
     write_atomic(Path(out_dir) / "pareto.json", json.dumps(
-        {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1))
+        {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1, allow_nan=False))
     return SweepOutcome(Path(out_dir), len(points), done, len(points) - len(todo), seconds, counts, rows, front,
                         objectives)
