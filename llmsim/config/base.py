@@ -44,6 +44,16 @@ def _numbers(value: object, where: str):
             yield from _numbers(v, f"{where}[{i}]")
 
 
+_RULES: dict[type, list[tuple[str, list[tuple[str, float, float, str]]]]] = {}
+
+
+def _rules(cls: type) -> list[tuple[str, list[tuple[str, float, float, str]]]]:
+    """(field name, the BOUNDS rules its name matches) for every field of ``cls``, computed once."""
+    if cls not in _RULES:
+        _RULES[cls] = [(name, [r for r in BOUNDS if re.search(r[0], name)]) for name in cls.model_fields]
+    return _RULES[cls]
+
+
 class Spec(BaseModel):
     """Base of all specs: frozen, strict about unknown keys, validated on assignment.
 
@@ -55,8 +65,7 @@ class Spec(BaseModel):
 
     @model_validator(mode="after")
     def _physically_bounded(self):
-        for name in type(self).model_fields:
-            rules = [r for r in BOUNDS if re.search(r[0], name)]
+        for name, rules in _rules(type(self)):
             for where, v in _numbers(getattr(self, name), name):
                 if not math.isfinite(v):
                     raise ValueError(f"{where} must be a finite number, got {v}")

@@ -193,6 +193,8 @@ def format_validation(e: ValidationError, where: str) -> str:
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     got = err.get("input")
     shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and err["type"] != "missing" else ""
+    if len(shown) > 80:  # a value is echoed to name it, not to print a file's contents back
+        shown = shown[:72] + "...)"
     return f"{where}: {loc or '<root>'}: {err['msg']}{shown}{more}"
 
 
