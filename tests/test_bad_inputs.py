@@ -182,6 +182,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "report-wrong-shape": (["report", _f("report_wrong_shape.json"), "-o", "{tmp}/r.html"], "report input"),
     "report-unknown": (["report", _f("report_unknown.json"), "-o", "{tmp}/r.html"], "not recognised"),
     "report-bad-json": (["report", _f("report_bad_json.json"), "-o", "{tmp}/r.html"], "not valid JSON"),
+    "report-nan": (["report", _f("report_nan.json"), "-o", "{tmp}/r.html"], "NaN"),
+    "diff-nan": (["diff", _f("report_nan.json"), _f("report_nan.json")], "NaN"),
     "report-missing": (["report", "{tmp}/none.json", "-o", "{tmp}/r.html"], "none.json"),
     "report-deep": (["report", "{gen:deep.json}", "-o", "{tmp}/r.html"], "nested"),
     "report-corrupt-sweep": (["report", "{gen:sweepdir}", "-o", "{tmp}/r.html"], "line 2"),

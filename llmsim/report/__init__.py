@@ -40,8 +40,11 @@ def load_input(path: str | Path) -> dict[str, Any]:
     from llmsim.io import read_text
 
     text = read_text(path, "report input")
+    def _refuse(name: str) -> Any:
+        raise LlmsimError(f"{path}: holds {name}, which is not standard JSON (a result must be finite)")
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse)
     except json.JSONDecodeError as e:
         raise LlmsimError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
     except RecursionError:
