@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from llmsim.cli_support import check_out as _out
+from llmsim.cli_support import compile_notice as _compile_notice
+from llmsim.cli_support import positive_option as _pos
+from llmsim.cli_support import progress_lines as _progress
 from llmsim.errors import LlmsimError
+from llmsim.io import write_atomic, write_json
+from llmsim.report.text import fmt_j as _fmt_j
+from llmsim.report.text import fmt_s as _fmt_s
+
+__all__ = ["main", "write_atomic"]
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -29,30 +36,14 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise LlmsimError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _common(f):
     for opt in reversed([
         click.option("--hw", required=True, help="hardware preset name or YAML path"),
         click.option("--model", "model_name", required=True, help="model name, YAML path or HF config.json"),
-        click.option("--dtype", default=None, help="weights, activations and KV dtype (fp32 fp16 bf16 fp8 int8 int4)"),
-        click.option("--mode", type=click.Choice(["graph", "eager"]), default=None, help="framework execution mode"),
+        click.option("--dtype", default=None, help="weights, activations and KV dtype (fp32 fp16 bf16 fp8 int8 int4)"
+                     "  [default: fp16]"),
+        click.option("--mode", type=click.Choice(["graph", "eager"]), default=None,
+                     help="framework execution mode  [default: graph]"),
         click.option("--fidelity", type=click.Choice(["cycle", "analytic"]), default="cycle", show_default=True),
         click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
                      help="override any field: hw.memory.channels=16, model.n_layers=4, scenario.kv_dtype=int8"),
@@ -80,20 +71,6 @@ def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dic
             make_scenario(scenario_fields, routed["scenario"]))
 
 
-def _fmt_s(s: float) -> str:
-    for unit, k in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if s >= k or unit == "ns":
-            return f"{s / k:.3f} {unit}"
-    return f"{s} s"
-
-
-def _fmt_j(j: float) -> str:
-    for unit, k in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
-        if j >= k or unit == "nJ":
-            return f"{j / k:.3f} {unit}"
-    return f"{j} J"
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="llmsim")
 def main() -> None:
@@ -105,9 +82,9 @@ def main() -> None:
 
 @main.command()
 @_common
-@click.option("--batch", type=int, default=None, help="sequences per batch")
-@click.option("--prompt", type=int, default=None, help="prompt tokens")
-@click.option("--gen", type=int, default=None, help="generated tokens")
+@_pos("--batch", "sequences per batch")
+@_pos("--prompt", "prompt tokens")
+@_pos("--gen", "generated tokens")
 @click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
 @click.option("--quant", default=None, metavar="SCHEME",
               help="w16a16, w8a16, w4a16, w8a8 or fp8 (parts: --set scenario.group_size=64, scenario.kv_dtype=fp8)")
@@ -117,34 +94,58 @@ def main() -> None:
               help="early exit: depth=L, min=A,max=B (SkipDecode) or dist=L1:p1/L2:p2")
 @click.option("--prompts", default=None, metavar="LENS|FILE",
               help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
+@click.option("--trace", "trace_out", default=None, metavar="OUT.json",
+              help="write the per-op, per-unit timeline (Chrome trace events: Perfetto, chrome://tracing)")
 def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
-        exit_spec, prompts):
+        exit_spec, prompts, trace_out):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
+    from llmsim.graph.lower import check_generation
 
+    for path, flag in ((json_out, "--json"), (report_out, "--report"), (trace_out, "--trace")):
+        _out(path, flag)
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
     chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
     if len(chosen) > 1:
         raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
-    if chosen and report_out:
-        raise LlmsimError(f"--report is not available with {chosen[0]} yet (its --json holds the comparison)")
+    if chosen and (report_out or trace_out):
+        flag = "--report" if report_out else "--trace"
+        raise LlmsimError(f"{flag} is not available with {chosen[0]} yet (its --json holds the comparison)")
+    _compile_notice()
     if prompts is not None:
         return _run_ragged(hw_spec, model, sc, fidelity, prompts, batch, prompt, json_out)
     if speculative is not None:
         return _run_speculative(hw_spec, model, sc, fidelity, speculative, json_out)
     if exit_spec is not None:
         return _run_exit(hw_spec, model, sc, fidelity, exit_spec, json_out)
+    check_generation(model, sc)
     from rich.progress import Progress
 
-    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+    tty = sys.stderr.isatty()
+    lines = _progress(f"{model.name} on {hw_spec.name}: steps")
+    with Progress(transient=True, disable=not tty) as bar:
         task = bar.add_task(f"{model.name} on {hw_spec.name}", total=sc.gen)
-        res = simulate(hw_spec, model, sc, fidelity=fidelity, progress=lambda i, n: bar.update(task, completed=i))
+        res = simulate(hw_spec, model, sc, fidelity=fidelity,
+                       progress=lambda i, n: bar.update(task, completed=i) if tty else lines(i, n))
     d = res.to_dict()
-    _print_summary(d, hw_spec, model, sc, fidelity)
+    from llmsim.report.text import run_summary
+
+    q = f" (group {sc.group_size or 'per column'})" if sc.weights_quantised else ""
+    gemm = f", GEMMs {sc.matmul_dtype.value}" if sc.matmul_dtype != sc.act_dtype else ""
+    title = (f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+             f"gen {sc.gen}, weights {sc.weight_dtype.value}{q}{gemm}, KV {sc.kv_dtype.value}, mode {sc.mode}")
+    click.echo("\n".join(run_summary(d, title)))
     if json_out:
-        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        write_json(json_out, d)
         click.echo(f"wrote {json_out}")
+    if trace_out:
+        from llmsim.report.trace import chrome_trace
+
+        steps = [s.to_dict(trace=True) | {"index": i} for i, s in enumerate(res.steps)]
+        write_atomic(trace_out, json.dumps(chrome_trace(steps, f"{model.name} on {hw_spec.name}"),
+                                           allow_nan=False, separators=(",", ":")))
+        click.echo(f"wrote {trace_out}")
     if report_out:
         _report(d, report_out)
 
@@ -222,43 +223,15 @@ def _report(d: dict, out: str) -> None:
     click.echo(f"wrote {out}")
 
 
-def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
-    q = f" (group {sc.group_size or 'per column'})" if sc.weights_quantised else ""
-    gemm = f", GEMMs {sc.matmul_dtype.value}" if sc.matmul_dtype != sc.act_dtype else ""
-    click.echo(f"{model.name} on {hw.name} ({hw.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
-               f"gen {sc.gen}, weights {sc.weight_dtype.value}{q}{gemm}, KV {sc.kv_dtype.value}, mode {sc.mode}")
-    click.echo(f"  TTFT            {_fmt_s(d['ttft_s'])}")
-    click.echo(f"  TPOT            {_fmt_s(d['tpot_s'])}")
-    click.echo(f"  total           {_fmt_s(d['total_s'])}  ({d['tokens_per_s']:.1f} tokens/s)")
-    click.echo(f"  energy          {_fmt_j(d['energy_j'])}  ({_fmt_j(d['energy_per_token_j'])} per token)")
-    e = d["energy_breakdown_j"]
-    tot = sum(e.values()) or 1.0
-    click.echo("  energy by component: " + ", ".join(f"{k} {100 * v / tot:.1f}%" for k, v in
-                                                    sorted(e.items(), key=lambda kv: -kv[1]) if v > 0))
-    lat = d["latency_breakdown_s"]
-    click.echo("  time by op kind:     " + ", ".join(f"{k} {100 * v / d['total_s']:.1f}%" for k, v in
-                                                    sorted(lat.items(), key=lambda kv: -kv[1]) if v > 0))
-    bw = d.get("achieved_bandwidth_bytes_per_s", {})
-    if bw:
-        click.echo("  achieved bandwidth:  " + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in
-                                                    sorted(bw.items(), key=lambda kv: -kv[1]) if v > 0))
-    st = d.get("stats", {})
-    if st.get("row_hits", 0) + st.get("row_misses", 0) > 0:
-        cmds = {k[5:]: v for k, v in st.items() if k.startswith("dram_") and v}
-        click.echo(f"  DRAM: row-buffer hit rate {100 * st['row_hits'] / (st['row_hits'] + st['row_misses']):.2f}%, "
-                   "commands " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(cmds.items())))
-    click.echo("  top ops by time:")
-    for row in d["top_ops"][:6]:
-        click.echo(f"    {row['op']:<28} {_fmt_s(row['seconds']):>12}  {100 * row['seconds'] / d['total_s']:5.1f}%")
-
-
 @main.command()
 @_common
 @click.option("--phase", type=click.Choice(["prefill", "decode"]), required=True)
-@click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--seq", type=int, default=None, help="prompt tokens (prefill)")
-@click.option("--context", type=int, default=None, help="keys attended, the new token included (decode)")
-@click.option("--prompt", type=int, default=None, help="encoder length for encoder-decoder decode steps")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seq", type=click.IntRange(min=1), default=None, help="prompt tokens (prefill)")
+@click.option("--context", type=click.IntRange(min=1), default=None,
+              help="keys attended, the new token included (decode)")
+@click.option("--prompt", type=click.IntRange(min=1), default=None,
+              help="encoder length for encoder-decoder decode steps")
 @click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
 def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
@@ -268,8 +241,10 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
         raise LlmsimError("--phase prefill needs --seq S")
     if phase == "decode" and context is None:
         raise LlmsimError("--phase decode needs --context C")
-    fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
+    _out(json_out, "--json")
+    fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else seq}
     hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
+    _compile_notice()
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
     d = res.to_dict(trace=True) | {"config": cfg}
     click.echo(f"{model.name} {phase} step on {hw_spec.name}: latency {_fmt_s(res.latency_s)}, "
@@ -277,7 +252,7 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     for k, v in sorted(res.latency_breakdown_s.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {k:<12} {_fmt_s(v):>12}  {100 * v / res.latency_s:5.1f}%")
     if json_out:
-        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        write_json(json_out, d)
         click.echo(f"wrote {json_out}")
 
 
@@ -298,10 +273,16 @@ def op(hw, kind, shape, dtype, fn, fidelity, mode, sets, json_out):
     from llmsim.devices.base import build_device
     from llmsim.graph.factory import parse_shape, single_op
 
+    _out(json_out, "--json")
     routed = split_overrides(sets)
     spec = load_hardware(hw, routed["hw"])
     dt = validate(_dtype_adapter(), dtype, "--dtype")
     o = single_op(kind, parse_shape(shape), DType(dt), fn)
+    cap = spec.memory.capacity_bytes
+    if o.bytes_total > cap:  # the op's operands must be resident in main memory (also caps the models' work)
+        raise LlmsimError(f"--shape {shape}: the op's operands ({o.bytes_total / 1e9:.3g} GB) exceed {spec.name}'s "
+                          f"memory ({cap / 1e9:.3g} GB)")
+    _compile_notice()
     dev = build_device(spec, fidelity=fidelity, mode=mode)
     c = dev.cost(o)
     bound = dev.bound(o)
@@ -314,7 +295,7 @@ def op(hw, kind, shape, dtype, fn, fidelity, mode, sets, json_out):
     click.echo(f"{kind} {shape} {dtype} on {spec.name}: {_fmt_s(d['latency_s'])}, {c.cycles:,.0f} cycles "
                f"({c.compute_cycles:,.0f} compute), {_fmt_j(d['energy_j'])}; roofline bound {_fmt_s(bound.seconds)}")
     if json_out:
-        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        write_json(json_out, d)
         click.echo(f"wrote {json_out}")
 
 
@@ -328,21 +309,38 @@ def _dtype_adapter():
 
 @main.command(name="list")
 def list_cmd():
-    """Bundled hardware presets and models, one line each, with their source."""
-    from llmsim.config.loader import bundled_dir, list_bundled, load_yaml
+    """Bundled hardware presets, the parts they extend (memory/, framework/) and models, with their source."""
+    from llmsim.config.catalog import catalog
 
-    for folder, title in (("hw_configs", "hardware"), ("workloads", "models")):
-        click.echo(f"{title} ({bundled_dir(folder)}):")
-        for name in list_bundled(folder):
-            data = load_yaml(bundled_dir(folder) / f"{name}.yaml", folder)
-            src = data.get("source", "")
-            if isinstance(src, dict):
-                src = next(iter(src.values()), "")
-            if name.startswith("framework/"):
-                kind, src = "framework", "eager calls per op kind (extended by GPU presets)"
-            else:
-                kind = data.get("kind") or data.get("standard") or data.get("arch", "decoder")
-            click.echo(f"  {name:<22} {kind:<16} {str(src)[:90]}")
+    for line in catalog():
+        click.echo(line)
+
+
+@main.command()
+@click.argument("topic", required=False, type=click.Choice(["metrics", "energy", "memory", "eager"]))
+def explain(topic):
+    """What the printed numbers mean: metrics (TTFT, TPOT, per token), energy components, memory, eager."""
+    from llmsim.report.text import TOPICS
+
+    for name in [topic] if topic else list(TOPICS):
+        click.echo(f"{name}:\n{TOPICS[name]}\n")
+
+
+@main.command()
+@click.argument("a_path", metavar="A.json")
+@click.argument("b_path", metavar="B.json")
+@click.option("--json", "json_out", default=None, metavar="OUT", help="also write the comparison as JSON")
+def diff(a_path, b_path, json_out):
+    """Two saved runs (llmsim run --json) side by side: latency, energy, bytes, units, top changed ops."""
+    from llmsim.report import load_input
+    from llmsim.report.diff import diff_runs, format_diff
+
+    _out(json_out, "--json")
+    d = diff_runs(load_input(a_path), load_input(b_path))
+    click.echo("\n".join(format_diff(d, a_path, b_path)))
+    if json_out:
+        write_json(json_out, d, "diff")
+        click.echo(f"wrote {json_out}")
 
 
 @main.command()
@@ -351,6 +349,7 @@ def schema(out):
     """JSON Schema of the hardware, model and scenario specs (for YAML editor completion)."""
     from llmsim.config.loader import json_schema
 
+    _out(out, "-o")
     text = json.dumps(json_schema(), indent=1, sort_keys=True)
     if out:
         write_atomic(out, text)
@@ -381,6 +380,8 @@ def validate(hw, model_name, device, mode, dtype, cases, iters, warmup, no_profi
     from llmsim.reference import require_torch
 
     require_torch()
+    _out(json_out, "--json")
+    _out(report_out, "--report")
     from llmsim.reference.compare import DEFAULT_CASES, format_table, parse_cases, run_validation
 
     routed = split_overrides(sets)
@@ -392,7 +393,7 @@ def validate(hw, model_name, device, mode, dtype, cases, iters, warmup, no_profi
                      "mode": mode}
     click.echo(format_table(res))
     if json_out:
-        write_atomic(json_out, json.dumps(res, sort_keys=True, indent=1))
+        write_json(json_out, res, "validation")
         click.echo(f"wrote {json_out}")
     if report_out:
         _report(res, report_out)
@@ -406,8 +407,12 @@ def validate(hw, model_name, device, mode, dtype, cases, iters, warmup, no_profi
 @click.option("--workers", type=int, default=None, help="parallel points (default: all cores)")
 @click.option("--ray-address", default=None, help="address of an existing Ray cluster (default: start a local one)")
 @click.option("--force", is_flag=True, help="reuse DIR's rows even though its sweep_spec.yaml differs")
+@click.option("--max-points", type=click.IntRange(min=1), default=None,
+              help="refuse a spec with more points than this  [default: 100000]")
+@click.option("--parquet", "parquet_out", default=None, metavar="OUT.parquet",
+              help="also write the rows as Parquet (needs pyarrow: pip install 'llmsim[parquet]')")
 @click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
-def sweep(spec_path, out_dir, backend, workers, ray_address, force, report_out):
+def sweep(spec_path, out_dir, backend, workers, ray_address, force, max_points, parquet_out, report_out):
     """Run a design-space sweep; interrupted sweeps resume where they stopped."""
     from rich.progress import (
         BarColumn,
@@ -420,14 +425,24 @@ def sweep(spec_path, out_dir, backend, workers, ray_address, force, report_out):
 
     from llmsim.sweep import SweepSpec, run_sweep
 
+    _out(report_out, "--report")
+    if parquet_out:
+        from llmsim.sweep.parquet import require_pyarrow
+
+        require_pyarrow()
+        _out(parquet_out, "--parquet")
     spec = SweepSpec.load(spec_path)
+    _compile_notice()
+    tty = sys.stderr.isatty()
+    lines = _progress("sweep: points")
     cols = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*cols, transient=False, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("sweep", total=None)
         try:
             res = run_sweep(spec, out_dir, backend=backend, workers=workers, ray_address=ray_address, force=force,
-                            progress=lambda i, n: bar.update(task, completed=i, total=n))
+                            max_points=max_points, progress=lambda i, n: bar.update(task, completed=i, total=n)
+                            if tty else lines(i, n))
         except KeyboardInterrupt:
             from llmsim.sweep import read_rows
 
@@ -445,6 +460,11 @@ def sweep(spec_path, out_dir, backend, workers, ray_address, force, report_out):
         click.echo("  " + ", ".join(f"{k}={v}" for k, v in r["axes"].items()) + "  " +
                    ", ".join(f"{o.removeprefix('max:')}={r[o.removeprefix('max:')]:.4g}" for o in res.objectives))
     click.echo(f"wrote {Path(out_dir) / 'results.jsonl'}")
+    if parquet_out:
+        from llmsim.sweep.parquet import write_parquet
+
+        write_parquet(res.rows, parquet_out)
+        click.echo(f"wrote {parquet_out}")
     if report_out:
         from llmsim.report import load_input
 
@@ -458,6 +478,7 @@ def report(input_path, out):
     """Write one self-contained HTML report (works offline) for a run, a sweep or a validation."""
     from llmsim.report import load_input
 
+    _out(out, "-o")
     _report(load_input(input_path), out)
 
 # ==== CPU calibration (branch cpu) ===========================================================
@@ -474,6 +495,7 @@ def calibrate(out, name, quick, use_numpy):
 
     from llmsim.calibrate.cpu import calibrate_cpu
 
+    _out(out, "--out")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True,
                   disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("calibrating", total=None)

@@ -21,11 +21,17 @@ from llmsim.config.memory import DramSpec
 
 Source = Union[str, dict[str, str]]
 
+#: Simulated-state caps (the cycle-level models keep state per unit and per DRAM bank): far
+#: above any real chip (an H100 has 132 SMs and ~2,560 HBM banks), low enough that a typo such
+#: as ``channels: 1e18`` is refused instead of allocating gigabytes.
+MAX_UNITS = 2**20
+MAX_DRAM_BANKS = 2**20
+
 
 class ComputeUnitSpec(Spec):
     """``count`` identical units (SMs, cores, PE arrays, vector lanes) at ``clock_hz``."""
 
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_UNITS)
     clock_hz: float = Field(gt=0)
     flops_per_cycle: dict[DType, float] = Field(description="FLOPs per cycle per unit, by dtype (MAC = 2)")
     energy_pj_per_flop: dict[DType, float] = {}
@@ -128,6 +134,22 @@ class HardwareBase(Spec):
         default=1.0, gt=0, le=1,
         description="residual efficiency over the cycle-level DRAM model (fabric/controller losses it does not model)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_memory(cls, data: object) -> object:
+        """Refuse a DRAM organisation past :data:`MAX_DRAM_BANKS` before anything derives from it."""
+        mem = data.get("memory") if isinstance(data, dict) else None
+        if isinstance(mem, dict):
+            n = 1
+            for k in ("channels", "ranks", "bank_groups", "banks_per_group"):
+                v = mem.get(k, 1)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                    n *= v
+            if n > MAX_DRAM_BANKS:
+                raise ValueError(f"memory: channels x ranks x bank_groups x banks_per_group = {n:.3g} banks is over "
+                                 f"the simulator's {MAX_DRAM_BANKS:,} (no memory system has that many)")
+        return data
 
     def onchip_level(self, name: str) -> SramLevelSpec | None:
         return next((lvl for lvl in self.onchip if lvl.name == name), None)
@@ -292,7 +314,7 @@ class PimSpec(HardwareBase):
         if "flops_per_cycle" not in data["bank_mac"]:
             lanes = data.get("mac_lanes_per_bank", 16)
             dtypes = data.get("mac_dtypes", [DType.bf16])
-            if isinstance(lanes, int) and isinstance(dtypes, list):
+            if isinstance(lanes, int) and lanes > 0 and isinstance(dtypes, list):
                 fpc = {DType(d).value if isinstance(d, DType) else d: 2 * lanes for d in dtypes}
                 data = {**data, "bank_mac": {**data["bank_mac"], "flops_per_cycle": fpc}}
         mem = data.get("memory")

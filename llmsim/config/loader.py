@@ -21,9 +21,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from llmsim.config.hardware import HardwareSpec
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
-from llmsim.errors import ConfigError
+from llmsim.errors import ConfigError, LlmsimError
 
-_HW_ADAPTER: TypeAdapter = TypeAdapter(HardwareSpec)
+HW_ADAPTER: TypeAdapter = TypeAdapter(HardwareSpec)
+_HW_ADAPTER = HW_ADAPTER  # old private name, kept for callers outside this package
+
+#: Caps on config files (presets, model specs, HF config.json, sweep specs — all a few kB):
+#: bytes read, values after YAML aliases are expanded, and nesting depth. A file past them is
+#: refused before it can cost much memory or time (an alias "billion laughs", a 50 MB YAML).
+MAX_CONFIG_BYTES = 2**20
+MAX_CONFIG_VALUES = 200_000
+MAX_CONFIG_DEPTH = 64
 
 
 def bundled_dir(name: str) -> Path:
@@ -52,6 +60,8 @@ def resolve_path(name: str | Path, folder: str, relative_to: Path | None = None)
     for c in candidates:
         if c.is_file():
             return c.resolve()
+    if Path(raw).expanduser().is_dir():
+        raise ConfigError(f"{raw}: is a folder, expected a {folder} preset name or a YAML file")
     known = ", ".join(list_bundled(folder))
     raise ConfigError(f"no {folder} preset or file named '{raw}' (bundled: {known})")
 
@@ -72,17 +82,53 @@ def deep_merge(base: dict, delta: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+def check_size(data: Any, where: str) -> Any:
+    """Refuse ``data`` whose expansion (aliases counted at every use) passes
+    :data:`MAX_CONFIG_VALUES` values or whose nesting passes :data:`MAX_CONFIG_DEPTH`.
+
+    YAML aliases load as shared objects, so the file itself is small; but everything after
+    loading (``extends:`` merges, deep copies, validation) expands them. Sizes are counted
+    once per distinct object (memoised), so the check itself stays cheap on a bomb."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(data, 1, False)]
+    while stack:
+        x, depth, done = stack.pop()
+        if not isinstance(x, (dict, list)):
+            continue
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+        kids = list(x.values()) if isinstance(x, dict) else x
+        if done:
+            n = 1 + sum(sizes.get(id(k), 1) for k in kids)
+            if n > MAX_CONFIG_VALUES:
+                raise ConfigError(f"{where}: expands to over {MAX_CONFIG_VALUES:,} values "
+                                  "(YAML aliases counted at each use); refusing it")
+            sizes[id(x)] = n
+        elif id(x) not in sizes:
+            stack.append((x, depth, True))
+            stack.extend((k, depth + 1, False) for k in kids if id(k) not in sizes)
+    return data
+
+
+def read_yaml(path: Path) -> Any:
+    """One YAML (or ``.json``) file, size-, alias- and depth-capped; every failure a ConfigError."""
+    from llmsim.io import read_text
+
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        text = read_text(path, max_bytes=MAX_CONFIG_BYTES)
+    except LlmsimError as e:
+        raise ConfigError(str(e)) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as e:
         first = str(e).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML/JSON ({first})") from None
-    return data
+    except RecursionError:
+        raise ConfigError(f"{path}: nested deeper than the parser allows (limit {MAX_CONFIG_DEPTH})") from None
+    return check_size(data, str(path))
+
+
+_read_yaml = read_yaml  # old private name
 
 
 def _expand(data: Any, here: Path, folder: str, chain: tuple[Path, ...]) -> Any:
@@ -106,7 +152,7 @@ def _expand(data: Any, here: Path, folder: str, chain: tuple[Path, ...]) -> Any:
 
 def load_yaml(path: Path, folder: str, chain: tuple[Path, ...] = ()) -> Any:
     """Read a YAML file and resolve its ``extends:`` keys."""
-    return _expand(_read_yaml(path), path.parent, folder, chain or (path,))
+    return check_size(_expand(read_yaml(path), path.parent, folder, chain or (path,)), str(path))
 
 
 def parse_set(items: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
@@ -117,8 +163,8 @@ def parse_set(items: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]
             raise ConfigError(f"--set '{item}': expected KEY.PATH=VALUE")
         key, _, raw = item.partition("=")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = check_size(yaml.safe_load(raw), f"--set {key}")
+        except (yaml.YAMLError, RecursionError):
             value = raw
         out.append(([p for p in key.strip().split(".") if p], value))
     return out
@@ -141,11 +187,14 @@ def apply_set(data: dict, path: list[str], value: Any, label: str) -> dict:
 
 
 def format_validation(e: ValidationError, where: str) -> str:
-    err = e.errors()[0]
+    # a bad value first: a missing field is often derived from it (bank_mac.flops_per_cycle from mac_lanes_per_bank)
+    err = sorted(e.errors(), key=lambda x: x["type"] == "missing")[0]
     loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x in ("gpu", "npu", "cpu", "pim")))
     more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     got = err.get("input")
     shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and err["type"] != "missing" else ""
+    if len(shown) > 80:  # a value is echoed to name it, not to print a file's contents back
+        shown = shown[:72] + "...)"
     return f"{where}: {loc or '<root>'}: {err['msg']}{shown}{more}"
 
 
@@ -171,7 +220,10 @@ def model_dict(name: str | Path) -> tuple[dict, Path]:
     if path.suffix == ".json":
         from llmsim.config.hf import from_hf_config
 
-        return from_hf_config(_read_yaml(path), path), path
+        try:
+            return from_hf_config(read_yaml(path), path), path
+        except (TypeError, ValueError, ArithmeticError) as e:
+            raise ConfigError(f"{path}: a Hugging Face config field has the wrong type ({e})") from None
     data = load_yaml(path, "workloads")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
@@ -182,7 +234,15 @@ def load_hardware(name: str | Path, overrides: list[tuple[list[str], Any]] = ())
     data, path = hardware_dict(name)
     for p, v in overrides:
         apply_set(data, p, v, "hw")
-    return validate(_HW_ADAPTER, data, str(path))
+    return validate_hardware(data, str(path))
+
+
+def validate_hardware(data: Any, where: str) -> Any:
+    """A hardware dict validated into its spec; a missing ``kind:`` is said plainly."""
+    if isinstance(data, dict) and "kind" not in data:
+        raise ConfigError(f"{where}: missing 'kind:' (one of gpu, npu, cpu, pim); memory/ and framework/ files "
+                          "are parts a preset extends, not hardware")
+    return validate(HW_ADAPTER, data, where)
 
 
 def load_model(name: str | Path, overrides: list[tuple[list[str], Any]] = ()) -> ModelSpec:
@@ -213,7 +273,7 @@ def split_overrides(items: list[str] | tuple[str, ...]) -> dict[str, list[tuple[
 def json_schema() -> dict:
     """JSON Schema of hardware, model and scenario specs (for editor completion of YAML)."""
     return {
-        "hardware": _HW_ADAPTER.json_schema(),
+        "hardware": HW_ADAPTER.json_schema(),
         "model": ModelSpec.model_json_schema(),
         "scenario": Scenario.model_json_schema(),
     }

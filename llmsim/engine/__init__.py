@@ -47,15 +47,22 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     The decode steps go through the bulk path (:mod:`llmsim.engine.bulk`: one lowered template,
     replayed schedules) when its preconditions hold; ``exact=True``, or a failed precondition,
     lowers and simulates every step on its own (the reference the bulk path is tested against)."""
+    from llmsim.engine.footprint import memory_footprint
+    from llmsim.graph.lower import check_generation
+
+    check_generation(model, scenario)
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
+    memory: dict[str, Any] = {}
     with long_run_gc():
+        tpl = _prefill_template(model, scenario)
+        memory = memory_footprint(hw, model, scenario, tpl.graph)
         if exact:
             steps.append(simulate_step(lower_prefill(model, scenario), dev))
         else:
             from llmsim.engine.bulk import simulate_graph
 
-            steps.append(simulate_graph(_prefill_template(model, scenario), dev))
+            steps.append(simulate_graph(tpl, dev))
         step_done()
         if progress:
             progress(1, scenario.gen)
@@ -72,7 +79,8 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
                 step_done()
                 if progress:
                     progress(k + 1, scenario.gen)
-    return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen)
+    return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen,
+                     memory)
 
 
 # Step graphs depend on the model and the scenario, never on the hardware: a sweep over hardware

@@ -179,6 +179,7 @@ class SimResult:
     steps: tuple[StepResult, ...]
     config: dict[str, Any]
     tokens: int
+    memory: dict[str, Any] = field(default_factory=dict)  # llmsim.engine.footprint.memory_footprint
 
     @property
     def ttft_s(self) -> float:
@@ -239,8 +240,30 @@ class SimResult:
             "steps": [s.summary() for s in self.steps],
             "step_details": [s.to_dict(trace=i in keep) | {"index": i} for i, s in enumerate(self.steps)
                              if i in keep],
+            "memory_footprint": self.memory,
             "config": self.config,
         }
 
     def to_json(self, **kw: Any) -> str:
-        return json.dumps(self.to_dict(**kw), sort_keys=True, indent=1, default=str)
+        return json.dumps(self.to_dict(**kw), sort_keys=True, indent=1, default=str, allow_nan=False)
+
+    def to_frame(self, by: str = "step") -> Any:
+        """A pandas DataFrame (pandas imported here, on use): ``by="step"`` one row per step
+        (latency, energy, FLOPs, energy by component as ``energy_j.<name>``), ``by="op"`` one row
+        per op record of every step (start, end, attributed time, energy, bytes)."""
+        from llmsim.api import require_pandas
+
+        pd = require_pandas()
+        if by == "step":
+            rows = [s.summary() | {"flops": s.flops} | {f"energy_j.{k}": v for k, v in s.energy_breakdown_j.items()}
+                    for s in self.steps]
+        elif by == "op":
+            rows = [{"step": i, "phase": s.phase, "op": r.name, "kind": r.kind, "layer": r.layer, "start_s": r.start,
+                     "end_s": r.end, "attributed_s": r.attributed_s, "busy_s": r.busy_s, "flops": r.flops,
+                     "bytes": r.bytes_total, "energy_j": sum(r.energy_j.values())}
+                    for i, s in enumerate(self.steps) for r in s.records]
+        else:
+            from llmsim.errors import LlmsimError
+
+            raise LlmsimError(f"to_frame(by={by!r}): 'step' or 'op'")
+        return pd.DataFrame(rows)

@@ -200,7 +200,13 @@ def parse_shape(text: str) -> list[int]:
         raise ConfigError(f"--shape '{text}': expected comma-separated integers") from None
     if not dims or any(d <= 0 for d in dims):
         raise ConfigError(f"--shape '{text}': dimensions must be positive integers")
+    if any(d > MAX_DIM for d in dims):
+        raise ConfigError(f"--shape '{text}': a dimension over {MAX_DIM:,} (2**31 - 1) exceeds any tensor index")
     return dims
+
+
+#: the largest op dimension (a 32-bit index, as the kernel libraries and the cycle-level models use)
+MAX_DIM = 2**31 - 1
 
 
 SHAPE_HELP = {
@@ -219,8 +225,11 @@ def single_op(kind: str, dims: list[int], dtype: DType, fn: str | None = None) -
     need = len(SHAPE_HELP.get(kind, "").split("[")[0].strip(",").split(","))
     if kind not in SHAPE_HELP:
         raise ConfigError(f"--kind '{kind}': one of {', '.join(SHAPE_HELP)}")
-    if len(dims) < need:
+    most = len(SHAPE_HELP[kind].replace("[", "").replace("]", "").split(","))
+    if not need <= len(dims) <= most:
         raise ConfigError(f"--shape for {kind} is {SHAPE_HELP[kind]}, got {len(dims)} numbers")
+    if kind == "attention" and len(dims) > 5 and dims[1] % dims[5]:
+        raise ConfigError(f"--shape {','.join(map(str, dims))}: KV heads Hkv={dims[5]} must divide heads H={dims[1]}")
     if kind == "matmul":
         return matmul("op", *dims[:3], dtype=dtype)
     if kind == "attention":

@@ -147,6 +147,14 @@ def _check_len(model: ModelSpec, n: int, what: str) -> None:
         raise ConfigError(f"{what} ({n} tokens) exceeds {model.name}'s max_positions ({model.max_positions})")
 
 
+def check_generation(model: ModelSpec, sc: Scenario) -> None:
+    """Refuse, before any step runs, a prompt + generation longer than the model's positions
+    (the last decode step attends ``prompt + gen - 1`` keys)."""
+    _check_len(model, sc.prompt, "prompt")
+    if model.arch != "encoder-decoder" and sc.gen > 1:
+        _check_len(model, sc.prompt + sc.gen - 1, f"prompt + gen - 1 = {sc.prompt} + {sc.gen} - 1")
+
+
 def lower_prefill(model: ModelSpec, sc: Scenario, batch: int | None = None, seq: int | None = None) -> nx.DiGraph:
     """The prefill step: ``batch × seq`` prompt tokens; returns the first generated token."""
     B, S = batch or sc.batch, seq or sc.prompt

@@ -31,16 +31,29 @@ def load_input(path: str | Path) -> dict[str, Any]:
 
         if not (path / RESULTS).exists():
             raise LlmsimError(f"{path}: not a sweep folder (no {RESULTS})")
-        import yaml
 
-        spec = yaml.safe_load((path / SPEC).read_text()) if (path / SPEC).exists() else {}
-        return {"kind": "sweep", "rows": read_rows(path / RESULTS), "spec": spec or {}, "dir": str(path)}
+        from llmsim.config.loader import read_yaml
+
+        spec = read_yaml(path / SPEC) if (path / SPEC).exists() else {}
+        return {"kind": "sweep", "rows": read_rows(path / RESULTS), "spec": spec if isinstance(spec, dict) else {},
+                "dir": str(path)}
+    from llmsim.io import read_text
+
+    text = read_text(path, "report input")
+    def _refuse(name: str) -> Any:
+        raise LlmsimError(f"{path}: holds {name}, which is not standard JSON (a result must be finite)")
+
     try:
-        return json.loads(path.read_text())
-    except OSError as e:
-        raise LlmsimError(f"{path}: cannot read ({e.strerror})") from None
+        data = json.loads(text, parse_constant=_refuse)
     except json.JSONDecodeError as e:
         raise LlmsimError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise LlmsimError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise LlmsimError(f"{path}: expected a JSON object (a run, sweep or validation result), got "
+                          f"{type(data).__name__}")
+    detect(data)
+    return data
 
 
 def detect(data: dict[str, Any]) -> str:
@@ -66,13 +79,19 @@ def render(data: dict[str, Any]) -> str:
         from llmsim.report.sweep import build
     else:
         from llmsim.report.validation import build
-    return build(data).render()
+    try:
+        return build(data).render()
+    except KeyError as e:
+        raise LlmsimError(f"{kind} report input lacks field {e.args[0]!r} (was it written by llmsim {kind}?)") from None
+    except (TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
+        raise LlmsimError(f"{kind} report input has a field of the wrong shape ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:120]})") from None
 
 
 def write_report(data: dict[str, Any], out_path: str | Path) -> Path:
     """Write the report of ``data`` (a loaded run JSON, a :func:`load_input` sweep, or a
     validation JSON) to ``out_path`` atomically; returns the path."""
-    from llmsim.cli import write_atomic
+    from llmsim.io import write_atomic
 
     out = Path(out_path)
     write_atomic(out, render(data))

@@ -39,9 +39,9 @@ def _step_label(s: dict[str, Any]) -> str:
 def _hw_spec(d: dict[str, Any]) -> Any | None:
     """The validated hardware spec of the run, or None when the saved config no longer validates."""
     try:
-        from llmsim.config.loader import _HW_ADAPTER
+        from llmsim.config.loader import HW_ADAPTER
 
-        return _HW_ADAPTER.validate_python(d["config"]["hw"])
+        return HW_ADAPTER.validate_python(d["config"]["hw"])
     except Exception:
         return None
 

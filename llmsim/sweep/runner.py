@@ -18,12 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from llmsim.errors import LlmsimError
+from llmsim.io import write_atomic
 from llmsim.sweep.expr import evaluate
 from llmsim.sweep.pareto import default_objectives, pareto_front
 from llmsim.sweep.space import Point, SweepSpec
-from llmsim.sweep.store import ResultStore, _write_atomic
+from llmsim.sweep.store import ResultStore
 
 Task = dict[str, Any]
+
+#: A worker (local or Ray) is replaced after this many points, so whatever a point leaves behind
+#: in a worker cannot grow with the sweep's size. Measured (benchmarks/sweep_memory.py): a gpt2
+#: point leaves ~0.5 MB of cyclic garbage that the engine's frozen-GC regime (engine.long_run_gc)
+#: does not collect; without replacement two workers passed 1.4 GiB within 2,000 points. Ending
+#: the process frees it for the cost of one fork; a full gc.collect() costs ~2x a point's time.
+#: In-process sweeps (one worker) collect every this many points instead.
+MAX_TASKS_PER_CHILD = 100
+#: modules the fork server imports before forking workers (what :func:`run_point` needs)
+PRELOAD = ["llmsim.config.loader", "llmsim.engine", "llmsim.devices"]
+#: at most this many local workers per CPU core (more only adds memory)
+WORKERS_PER_CORE = 4
 
 
 def run_point(task: Task) -> dict[str, Any]:
@@ -33,15 +46,14 @@ def run_point(task: Task) -> dict[str, Any]:
     message when the point is illegal (e.g. the model does not fit memory). Never raises
     for a bad point, so one failure does not stop a sweep.
     """
-    from llmsim.config.loader import make_scenario, validate
+    from llmsim.config.loader import HW_ADAPTER, make_scenario, validate
     from llmsim.config.model import ModelSpec
     from llmsim.engine import simulate
-    from llmsim.sweep.space import _HW
 
     cfg = task["config"]
     t0 = time.perf_counter()
     try:
-        hw = validate(_HW, cfg["hw"], "hw")
+        hw = validate(HW_ADAPTER, cfg["hw"], "hw")
         res = simulate(hw, validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"]),
                        fidelity=cfg["fidelity"])
     except Exception as e:  # a failing point is a result, recorded with its error
@@ -51,7 +63,8 @@ def run_point(task: Task) -> dict[str, Any]:
                            "tokens_per_s": res.tokens / total if total else 0.0, "energy_j": res.energy_j,
                            "energy_per_token_j": res.energy_j / res.tokens,
                            "avg_power_w": res.energy_j / total if total else 0.0,
-                           "area_mm2": cfg["hw"].get("area_mm2"), "cost_usd": cfg["hw"].get("cost_usd")}
+                           "area_mm2": cfg["hw"].get("area_mm2"), "cost_usd": cfg["hw"].get("cost_usd"),
+                           "memory_footprint": dict(res.memory)}
     for name in ("latency_breakdown_s", "energy_breakdown_j", "bytes_by_level"):
         acc: dict[str, float] = {}
         for step in res.steps:  # summing step breakdowns is far cheaper than SimResult.to_dict()
@@ -69,10 +82,24 @@ def _ignore_sigint() -> None:
 
 def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
     if workers == 1:
-        for t in tasks:
+        import gc
+
+        for i, t in enumerate(tasks):
             yield t, run_point(t)
+            if i % MAX_TASKS_PER_CHILD == MAX_TASKS_PER_CHILD - 1:
+                gc.collect()
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    import multiprocessing as mp
+    import sys
+    from concurrent.futures.process import BrokenProcessPool
+
+    kw: dict[str, Any] = {}
+    if sys.version_info >= (3, 11):  # recycling needs a start method other than fork
+        ctx = mp.get_context("forkserver")
+        # the fork server imports the simulator once; each recycled worker is forked from it ready to run
+        ctx.set_forkserver_preload(PRELOAD)
+        kw = {"max_tasks_per_child": MAX_TASKS_PER_CHILD, "mp_context": ctx}
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint, **kw)
     pending: dict[Any, Task] = {}
     todo = iter(tasks)
     try:
@@ -88,6 +115,9 @@ def _local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, dict]]:
                     pending[pool.submit(run_point, nxt)] = nxt
                     break
                 yield t, fut.result()
+    except BrokenProcessPool:
+        raise LlmsimError("a sweep worker died (killed, or out of memory); the points stored so far are kept: "
+                          "run the same command again to resume") from None
     finally:
         if pending:  # interrupted: drop queued work and stop the running workers now
             procs = list((getattr(pool, "_processes", None) or {}).values())
@@ -108,7 +138,7 @@ def _ray(tasks: list[Task], workers: int, address: str | None) -> Iterator[tuple
         src = str(Path(__file__).resolve().parents[2])
         env = {"PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
         ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env}, **kw)
-    remote = ray.remote(num_cpus=1)(run_point)
+    remote = ray.remote(num_cpus=1, max_calls=MAX_TASKS_PER_CHILD)(run_point)
     pending: dict[Any, Task] = {}
     todo = iter(tasks)
     limit = 2 * max(workers, int(ray.cluster_resources().get("CPU", workers)))
@@ -153,6 +183,13 @@ class SweepOutcome:
     def points_per_s(self) -> float:
         return self.ran / self.seconds if self.seconds > 0 else 0.0
 
+    def to_frame(self) -> Any:
+        """The rows as a pandas DataFrame, nested fields flattened with dots (``axes.hw.memory.channels``)."""
+        from llmsim.api import require_pandas
+        from llmsim.sweep.parquet import flatten
+
+        return require_pandas().DataFrame([flatten(r) for r in self.rows])
+
 
 def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -> dict[str, Any]:
     from llmsim import __version__
@@ -167,17 +204,26 @@ def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", workers: int | None = None,
               ray_address: str | None = None, force: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
+              progress: Callable[[int, int], None] | None = None, max_points: int | None = None) -> SweepOutcome:
     """Run every point of ``spec`` that ``out_dir`` does not hold yet; return the outcome.
 
     ``workers``: processes (local) or concurrent tasks (Ray); default all cores. ``progress``
     is called with (points done, points to run) after each stored point. Resolving and
     validating every point happens before anything runs, so a bad spec fails fast.
+    ``max_points``: refuse a spec with more points (default :data:`~llmsim.sweep.space.MAX_POINTS`).
     """
+    from llmsim.sweep.space import MAX_POINTS
+
     if backend not in ("local", "ray"):
         raise LlmsimError(f"--backend '{backend}' (expected local or ray)")
-    points, counts = spec.points()
-    workers = max(1, workers or os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    if workers is not None and not 1 <= workers <= WORKERS_PER_CORE * cores and backend == "local":
+        raise LlmsimError(f"--workers {workers}: between 1 and {WORKERS_PER_CORE * cores} "
+                          f"({WORKERS_PER_CORE} per core) on this machine")
+    if max_points is not None and max_points < 1:
+        raise LlmsimError(f"--max-points {max_points}: must be >= 1")
+    points, counts = spec.points(max_points or MAX_POINTS)
+    workers = max(1, workers or cores)
     store = ResultStore(out_dir).open(spec.dump_yaml(), force=force)
     todo = [p for p in points if p.key not in store]
     by_key = {p.key: p for p in todo}
@@ -199,7 +245,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", work
     rows = [store.rows[p.key] for p in points]
     objectives = spec.objectives or default_objectives([r for r in rows if r["status"] == "ok"])
     front = pareto_front(rows, objectives)
-    _write_atomic(Path(out_dir) / "pareto.json", json.dumps(
-        {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1))
+    write_atomic(Path(out_dir) / "pareto.json", json.dumps(
+        {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1, allow_nan=False))
     return SweepOutcome(Path(out_dir), len(points), done, len(points) - len(todo), seconds, counts, rows, front,
                         objectives)

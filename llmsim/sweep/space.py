@@ -37,26 +37,28 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter
 
-from llmsim.config.hardware import HardwareSpec
 from llmsim.config.loader import (
-    _read_yaml,
     apply_set,
     hardware_dict,
     make_scenario,
     model_dict,
+    read_yaml,
     resolve_path,
     split_overrides,
     validate,
+    validate_hardware,
 )
 from llmsim.config.model import ModelSpec
 from llmsim.errors import ConfigError
 from llmsim.sweep.expr import evaluate, names_in
 
-_HW = TypeAdapter(HardwareSpec)
 SPEC_KEYS = {"hw", "model", "scenario", "fidelity", "set", "axes", "derived", "sample", "constraints", "objectives"}
 #: result metrics a constraint or objective may name (columns of every result row)
+#: values one axis may expand to, and the default cap on a sweep's points (``--max-points``
+#: raises it): both are checked from the counts, before any list is built.
+MAX_AXIS_VALUES = 1_000_000
+MAX_POINTS = 100_000
 METRICS = ("ttft_s", "tpot_s", "total_s", "tokens_per_s", "energy_j", "energy_per_token_j", "avg_power_w",
            "area_mm2", "cost_usd")
 
@@ -125,6 +127,8 @@ def parse_axis(path: str, raw: Any, where: str) -> Axis:
             isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
         raise ConfigError(f"{w}: {kind} needs [start, stop] or [start, stop, {'step' if kind == 'range' else 'num'}]")
     lo, hi = bounds[0], bounds[1]
+    if not all(math.isfinite(b) for b in bounds):
+        raise ConfigError(f"{w}: {kind} bounds must be finite numbers")
     if hi < lo:
         raise ConfigError(f"{w}: stop {hi} < start {lo}")
     integer = bool(raw.get("int", _is_int(lo, hi)))
@@ -135,6 +139,9 @@ def parse_axis(path: str, raw: Any, where: str) -> Axis:
         if step <= 0:
             raise ConfigError(f"{w}: step must be > 0")
         n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if n > MAX_AXIS_VALUES:
+            raise ConfigError(f"{w}: range gives {n:,} values (at most {MAX_AXIS_VALUES:,}); use a larger step or "
+                              "a continuous range with sample: random|lhs")
         vals = [lo + i * step for i in range(n)]
         return Axis(path, tuple(int(round(v)) if _is_int(lo, hi, step) else v for v in vals))
     if lo <= 0:
@@ -146,15 +153,20 @@ def parse_axis(path: str, raw: Any, where: str) -> Axis:
     if num is None and factor is None:
         return Axis(path, None, float(lo), float(hi), True, integer)
     if factor is not None:
-        if factor <= 1:
-            raise ConfigError(f"{w}: factor must be > 1")
+        if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 1:
+            raise ConfigError(f"{w}: factor must be a number > 1")
+        n = int(math.log(hi / lo) / math.log(factor) + 1e-9) + 1 if hi > lo else 1
+        if n > MAX_AXIS_VALUES:
+            raise ConfigError(f"{w}: logrange gives {n:,} values (at most {MAX_AXIS_VALUES:,}); use a larger factor")
         vals, v = [], lo
         while v <= hi * (1 + 1e-9):
             vals.append(v)
             v = v * factor
     else:
-        if not isinstance(num, int) or num < 1:
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise ConfigError(f"{w}: num must be a positive integer")
+        if num > MAX_AXIS_VALUES:
+            raise ConfigError(f"{w}: num {num:,} is over {MAX_AXIS_VALUES:,} values per axis")
         vals = [lo * (hi / lo) ** (i / (num - 1)) if num > 1 else lo for i in range(num)]
     if integer:
         vals = list(dict.fromkeys(int(round(v)) for v in vals))
@@ -181,7 +193,7 @@ class SweepSpec:
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
         path = Path(path)
-        data = _read_yaml(path)
+        data = read_yaml(path)
         return cls.from_dict(data, base_dir=path.resolve().parent, source=str(path))
 
     @classmethod
@@ -197,6 +209,14 @@ class SweepSpec:
         axes_raw = data.get("axes") or {}
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"{source}: axes must map a field path to values")
+        for key, kind in (("scenario", dict), ("sample", dict), ("derived", dict), ("set", (list, dict)),
+                          ("constraints", list), ("objectives", list)):
+            if data.get(key) is not None and not isinstance(data[key], kind):
+                want = "a mapping" if kind is dict else "a list" if kind is list else "a list or a mapping"
+                raise ConfigError(f"{source}: {key}: expected {want}, got {type(data[key]).__name__}")
+        for key in ("hw", "model"):
+            if not isinstance(data[key], str):
+                raise ConfigError(f"{source}: {key}: expected a preset name or path, got {type(data[key]).__name__}")
         sample = dict(data.get("sample") or {"method": "grid"})
         method = sample.setdefault("method", "grid")
         if method not in ("grid", "random", "lhs"):
@@ -240,10 +260,23 @@ class SweepSpec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     # -- sampling -------------------------------------------------------------------------
-    def raw_points(self) -> list[dict[str, Any]]:
-        """Axis-value assignments in a deterministic order (before constraints and dedup)."""
+    def size(self) -> int:
+        """How many points sampling gives (before constraints and dedup), computed without sampling."""
+        if self.sample["method"] != "grid":
+            return self.sample["n"]
+        return math.prod(len(a.values) if a.values is not None else 1 for a in self.axes)
+
+    def raw_points(self, max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
+        """Axis-value assignments in a deterministic order (before constraints and dedup);
+        refused when there would be more than ``max_points``."""
         if not self.axes:
             return [{}]
+        n = self.size()
+        if n > max_points:
+            sizes = " x ".join(f"{len(a.values)} ({a.path})" for a in self.axes if a.values is not None)
+            what = f"grid {sizes}" if self.sample["method"] == "grid" else f"sample.n {n:,}"
+            raise ConfigError(f"{self.source}: {what} = {n:,} points is over the limit of {max_points:,}; "
+                              "raise it with --max-points N if you mean it")
         method = self.sample["method"]
         if method == "grid":
             for a in self.axes:
@@ -300,7 +333,7 @@ class SweepSpec:
                 if label not in dicts:
                     raise ConfigError(f"derived '{path}': must start with hw., model. or scenario.")
                 apply_set(dicts[label], rest, evaluate(expr, dicts, f"derived '{path}'"), label)
-            hw = validate(_HW, dicts["hw"], "hw").model_dump(mode="json")
+            hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
             scenario = make_scenario(dicts["scenario"]).model_dump(mode="json")
         except ConfigError as e:
@@ -315,14 +348,14 @@ class SweepSpec:
     def result_constraints(self) -> list[str]:
         return [c for c in self.constraints if names_in(c) & set(METRICS)]
 
-    def points(self) -> tuple[list[Point], dict[str, int]]:
+    def points(self, max_points: int = MAX_POINTS) -> tuple[list[Point], dict[str, int]]:
         """Every unique design point that meets the config constraints, and counts
         (``sampled``, ``filtered`` by constraints, ``duplicates`` with an identical config)."""
         base = self._base()
         pre = self.config_constraints()
         out: dict[str, Point] = {}
         counts = {"sampled": 0, "filtered": 0, "duplicates": 0}
-        for values in self.raw_points():
+        for values in self.raw_points(max_points):
             counts["sampled"] += 1
             pt = self.resolve(values, base)
             ctx = {"hw": pt.hw, "model": pt.model, "scenario": pt.scenario}

@@ -16,19 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from llmsim.errors import LlmsimError
+from llmsim.io import dumps_json, write_atomic
 
 RESULTS = "results.jsonl"
 CONFIGS = "configs"
 SPEC = "sweep_spec.yaml"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -37,17 +29,23 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_bytes().split(b"\n")
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as e:
+        raise LlmsimError(f"{path}: cannot read ({e.strerror})") from None
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
             if i == len(lines) - 1:  # the unterminated tail of an interrupted write
                 break
             raise LlmsimError(f"{path}: line {i + 1} is not valid JSON") from None
+        if not (isinstance(row, dict) and isinstance(row.get("key"), str)):
+            raise LlmsimError(f"{path}: line {i + 1} is not a sweep row (an object with a 'key')")
+        rows.append(row)
     return rows
 
 
@@ -63,13 +61,21 @@ class ResultStore:
     def open(self, spec_yaml: str, force: bool = False) -> ResultStore:
         """Create the folder or reopen it. Reopening checks that it holds the same sweep
         (``sweep_spec.yaml`` identical) unless ``force``; drops a truncated tail."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / CONFIGS).mkdir(exist_ok=True)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise LlmsimError(f"--out {self.dir}: exists and is not a folder")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / CONFIGS).mkdir(exist_ok=True)
+        except OSError as e:
+            raise LlmsimError(f"--out {self.dir}: cannot create the result folder ({e.strerror})") from None
+        from llmsim.io import check_writable
+
+        check_writable(self.dir / RESULTS, "--out")
         spec_path = self.dir / SPEC
         if spec_path.exists() and not force and spec_path.read_text() != spec_yaml:
             raise LlmsimError(f"{self.dir} holds results of a different sweep ({SPEC} differs); "
                               "use another --out, or --force to reuse its rows")
-        _write_atomic(spec_path, spec_yaml)
+        write_atomic(spec_path, spec_yaml)
         if self.path.exists():
             data = self.path.read_bytes()
             end = data.rfind(b"\n") + 1
@@ -92,14 +98,17 @@ class ResultStore:
         rel = f"{CONFIGS}/{key}.json"
         target = self.dir / rel
         if not target.exists():
-            _write_atomic(target, json.dumps(config, sort_keys=True, indent=1))
+            write_atomic(target, dumps_json(config, f"config of point {key}"))
         return rel
 
     def append(self, row: dict[str, Any]) -> None:
         """Append one row and make it durable before returning (flush + fsync)."""
         if row["key"] in self.rows:
             return
-        line = json.dumps(row, sort_keys=True, default=str) + "\n"
+        try:
+            line = json.dumps(row, sort_keys=True, default=str, allow_nan=False) + "\n"
+        except ValueError:
+            raise LlmsimError(f"point {row['key']}: a result is not a finite number; not stored") from None
         with open(self.path, "a") as fh:
             fh.write(line)
             fh.flush()

@@ -1,0 +1,39 @@
+"""The per-op, per-unit timeline of a run in Chrome trace-event format.
+
+Opens in Perfetto (ui.perfetto.dev) and chrome://tracing. Each step is laid after the one
+before it; a ``steps`` track holds one event per step (its latency), and each device unit
+(``host``, ``gpu``, ``banks``, ``asic``, ...) a track with one event per op segment that held
+it. Times are microseconds (``ts``, ``dur``), as the format requires.
+Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSxKchNAySU
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+US = 1e6
+
+
+def chrome_trace(steps: list[dict[str, Any]], label: str = "llmsim") -> dict[str, Any]:
+    """Trace-event JSON object from step dicts that carry ``trace`` (per-op records with
+    ``segments``), ``latency_s``, ``phase`` and ``index``/``step``."""
+    events: list[dict[str, Any]] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": label}},
+                                    {"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "steps"}}]
+    tids: dict[str, int] = {}
+    t0 = 0.0
+    for s in steps:
+        idx = s.get("index", s.get("step"))
+        name = f"{s['phase']} {idx}"
+        events.append({"ph": "X", "pid": 1, "tid": 0, "name": name, "cat": "step", "ts": t0 * US,
+                       "dur": s["latency_s"] * US, "args": {"energy_j": s["energy_j"]}})
+        for r in s.get("trace") or ():
+            for seg in r["segments"]:
+                tid = tids.setdefault(seg["unit"], len(tids) + 1)
+                events.append({"ph": "X", "pid": 1, "tid": tid, "name": r["name"], "cat": r["kind"],
+                               "ts": (t0 + seg["start"]) * US, "dur": (seg["end"] - seg["start"]) * US,
+                               "args": {"step": name, "flops": r["flops"], "bytes": r["bytes_total"],
+                                        "energy_j": sum(r["energy_j"].values()), "issue": seg.get("issue", False)}})
+        t0 += s["latency_s"]
+    for unit, tid in tids.items():
+        events.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name", "args": {"name": unit}})
+    return {"traceEvents": events, "displayTimeUnit": "ns"}
