@@ -30,7 +30,10 @@ def test_varlen_attention_counts_each_sequences_own_pairs_and_kv():
 @pytest.mark.parametrize("hw", ["h100", "npu-ws-128", "xeon-gold-6154", "pim"])
 def test_equal_lengths_cost_exactly_the_padded_batch(hw):
     r = simulate_ragged(load_hardware(hw), load_model("opt-125m"), make_scenario({"gen": 3}), [64, 64, 64])
-    assert r.packed == r.padded and r.padding_token_fraction == 0.0
+    # equal up to the order of floating-point sums (the two paths add the same terms differently)
+    for field in ("ttft_s", "tpot_s", "total_s", "energy_j"):
+        assert getattr(r.packed, field) == pytest.approx(getattr(r.padded, field), rel=1e-12, abs=0), field
+    assert r.padding_token_fraction == 0.0
 
 
 def test_packing_never_does_more_work_or_moves_more_bytes_than_padding():
