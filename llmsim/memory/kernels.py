@@ -58,46 +58,67 @@ def hash31(i: int, seed: int, salt: int) -> int:
     return h
 
 
-@njit(cache=True)
-def _issue(st, c, cmd, lo, hi, t, ready, hist, rows, pstart, counts, trace, ntrace):
-    """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise ``ready`` by every
-    table row it precedes. ``st`` = geometry (banks, banks per group, banks per rank)."""
-    B, BPG, BPR = st[0], st[1], st[2]
-    div = (1, BPG, BPR, B)
-    off = (0, B, B + B // BPG, B + B // BPG + B // BPR)
+@njit(cache=True, _nrt=False, inline="always")
+def _ready(ready, c, b, cmd, nodes):
+    """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
+    rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
+    v = max(ready[c, nodes[b, 0], cmd], ready[c, nodes[b, 1], cmd], ready[c, nodes[b, 2], cmd],
+            ready[c, nodes[b, 3], cmd])
+    o = nodes[b, 3] + 1
+    r = nodes[b, 4]
+    for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
+        if rr != r and ready[c, o + rr, cmd] > v:
+            v = ready[c, o + rr, cmd]
+    return v
+
+
+@njit(cache=True, _nrt=False)
+def _ready_all(ready, c, lo, hi, cmd, nodes):
+    """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
+    v = 0
+    for b in range(lo, hi):
+        v = max(v, _ready(ready, c, b, cmd, nodes))
+    return v
+
+
+@njit(cache=True, _nrt=False)
+def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
+    """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
+    nodes it touches by every table row it precedes (``whist[cmd]``: keep its history for windowed
+    rows such as tFAW)."""
     depth = hist.shape[3]
-    for lvl in range(4):
-        for node in range(lo // div[lvl], (hi - 1) // div[lvl] + 1):
-            h = off[lvl] + node
-            for k in range(depth - 1, 0, -1):
-                hist[c, h, cmd, k] = hist[c, h, cmd, k - 1]
-            hist[c, h, cmd, 0] = t
+    if whist[cmd]:
+        for lvl in range(4):
+            for b in range(lo, hi):
+                h = nodes[b, lvl]
+                if b > lo and h == nodes[b - 1, lvl]:
+                    continue
+                for k in range(depth - 1, 0, -1):
+                    hist[c, h, cmd, k] = hist[c, h, cmd, k - 1]
+                hist[c, h, cmd, 0] = t
+    o_other = nodes[0, 3] + 1
     for k in range(pstart[cmd], pstart[cmd + 1]):
         lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
-        if lvl == 4:  # other ranks of the channel
-            r0, r1 = lo // BPR, (hi - 1) // BPR
-            for bb in range(B):
-                r = bb // BPR
-                if (r < r0 or r > r1) and ready[c, bb, nxt] < t + lat:
-                    ready[c, bb, nxt] = t + lat
-            continue
-        d = div[lvl]
-        for node in range(lo // d, (hi - 1) // d + 1):
-            v = hist[c, off[lvl] + node, cmd, w - 1] + lat
-            for bb in range(node * d, node * d + d):
-                if ready[c, bb, nxt] < v:
-                    ready[c, bb, nxt] = v
+        col = 2 if lvl == 4 else lvl
+        for b in range(lo, hi):
+            h = nodes[b, col]
+            if b > lo and h == nodes[b - 1, col]:
+                continue
+            v = (hist[c, h, cmd, w - 1] if w > 1 else t) + lat
+            node = o_other + nodes[b, 4] if lvl == 4 else h  # other ranks: a bound per issuing rank
+            if ready[c, node, nxt] < v:
+                ready[c, node, nxt] = v
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
         trace[n, 0] = t
         trace[n, 1] = cmd
         trace[n, 2] = c
-        trace[n, 3] = -1 if hi - lo == B and cmd != REF else lo
+        trace[n, 3] = -1 if hi - lo == nodes.shape[0] and cmd != REF else lo
         ntrace[0] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ref_scope(k, per_bank, st, G):
     """Banks (lo, hi) refreshed by refresh event ``k``: rank k % R (all-bank, staggered), or one bank
     in the order bank group fastest, then bank, then rank (per-bank)."""
@@ -114,49 +135,70 @@ def _ref_scope(k, per_bank, st, G):
     return r * BPR, r * BPR + BPR
 
 
-@njit(cache=True)
-def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, B):
-    """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr),
-    bank -1 if none. Banks ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each
-    bank's next ready cycle) is tightened for banks that have nothing ready."""
+@njit(cache=True, _nrt=False)
+def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
+    """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
+    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. Banks
+    ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
+    cycle) is tightened for banks that have nothing ready."""
+    B = nodes.shape[0]
     q = rr
+    nxt = 1 << 62
     for _ in range(B):
         q = q + 1 if q + 1 < B else 0
         n = nbq[q]
-        if n == 0 or nb[q] > t or (frz_lo <= q < frz_hi):
+        if n == 0 or (frz_lo <= q < frz_hi):
+            continue
+        if nb[q] > t:
+            nxt = min(nxt, nb[q])
             continue
         best = 1 << 62
         r_open = open_row[c, q]
         if r_open < 0:
-            e = ready[c, q, ACT]
+            e = _ready(ready, c, q, ACT, nodes)
             if e <= t:
-                return q, ACT, 0, q
+                return q, ACT, 0, q, 0
             best = e
         else:
+            e_rd = e_wr = e_pre = -1
             lim = n if fr_fcfs else 1
-            hits = False
-            for k in range(n):
-                if row[bq[q, k]] == r_open:
-                    hits = True
-                    break
             for k in range(lim):
                 i = bq[q, k]
                 if row[i] == r_open:
                     cmd = WR if op[i] == OP_WRITE else RD
-                elif k == 0 and (not fr_fcfs or not hits or hitc[q] >= hitcap):
+                elif k == 0:
                     cmd = PRE
+                    if fr_fcfs and hitc[q] < hitcap:  # a miss may not precharge while the row has queued hits
+                        for kk in range(1, n):
+                            if row[bq[q, kk]] == r_open:
+                                cmd = -1
+                                break
+                    if cmd < 0:
+                        continue
                 else:
                     continue
-                e = ready[c, q, cmd]
+                if cmd == RD:
+                    if e_rd < 0:
+                        e_rd = _ready(ready, c, q, RD, nodes)
+                    e = e_rd
+                elif cmd == WR:
+                    if e_wr < 0:
+                        e_wr = _ready(ready, c, q, WR, nodes)
+                    e = e_wr
+                else:
+                    if e_pre < 0:
+                        e_pre = _ready(ready, c, q, PRE, nodes)
+                    e = e_pre
                 if e <= t:
-                    return q, cmd, k, q
+                    return q, cmd, k, q, 0
                 best = min(best, e)
         nb[q] = best
-    return -1, -1, -1, q
+        nxt = min(nxt, best)
+    return -1, -1, -1, q, nxt
 
 
-@njit(cache=True)
-def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, open_row, ready, hist, rows, pstart, counts,
+@njit(cache=True, _nrt=False)
+def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_row, ready, hist, rows, pstart, counts,
                   trace, ntrace):
     """Issue every refresh event of channel ``c`` due by cycle ``T`` from cycle ``t`` on (no traffic):
     PRE of its open banks, then the REF. Returns the next unissued event."""
@@ -165,21 +207,20 @@ def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, open_row, ready, his
         t = max(t, (kref + 1) * interval)
         for b in range(lo, hi):
             if open_row[c, b] >= 0:
-                t = max(t, ready[c, b, PRE])
-                _issue(st, c, PRE, b, b + 1, t, ready, hist, rows, pstart, counts, trace, ntrace)
+                t = max(t, _ready(ready, c, b, PRE, nodes))
+                _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                 open_row[c, b] = -1
                 t += 1
         cmd = REFB if per_bank else REF
-        for b in range(lo, hi):
-            t = max(t, ready[c, b, cmd])
-        _issue(st, c, cmd, lo, hi, t, ready, hist, rows, pstart, counts, trace, ntrace)
+        t = max(t, _ready_all(ready, c, lo, hi, cmd, nodes))
+        _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         t += 1
         kref += 1
     return kref
 
 
-@njit(cache=True)
-def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, ntrace, st):
+@njit(cache=True, _nrt=False)
+def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, ntrace, st, nodes, whist):
     """One PIM all-bank request (row ``r`` of every bank) from cycle ``t``, in order: PRE_AB if a
     different row is open, ACT_AB, MAC_AB (PRE_AB after it with a closed page). Returns (next
     free cycle, data end cycle, hit)."""
@@ -195,29 +236,25 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
         for cmd in (PRE_AB, ACT_AB):
             if cmd == PRE_AB and not anyopen:
                 continue
-            for b in range(B):
-                t = max(t, ready[c, b, cmd])
-            _issue(st, c, cmd, 0, B, t, ready, hist, rows, pstart, counts, trace, ntrace)
+            t = max(t, _ready_all(ready, c, 0, B, cmd, nodes))
+            _issue(nodes, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             t += 1
         for b in range(B):
             open_row[c, b] = r
-    for b in range(B):
-        t = max(t, ready[c, b, MAC_AB])
-    _issue(st, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, counts, trace, ntrace)
+    t = max(t, _ready_all(ready, c, 0, B, MAC_AB, nodes))
+    _issue(nodes, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
     tm = t
     t += 1
     if closed:
-        t2 = tm
-        for b in range(B):
-            t2 = max(t2, ready[c, b, PRE_AB])
-        _issue(st, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, counts, trace, ntrace)
+        t2 = max(tm, _ready_all(ready, c, 0, B, PRE_AB, nodes))
+        _issue(nodes, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         for b in range(B):
             open_row[c, b] = -1
     return t, tm, allhit
 
 
 @njit(cache=True)
-def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, G, params, counts, trace,
+def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
              ntrace, out):
     """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
     misses, next refresh event, last command cycle)."""
@@ -235,6 +272,7 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     nb = np.zeros(B, np.int64)
     hitc = np.zeros(B, np.int64)
     nrq = nwq = inflight = draining = 0
+    blocked = False
     rr = B - 1
     kref = 0
     t = 0
@@ -250,7 +288,7 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 if nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t):
                     break
                 tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
-                                   rows, pstart, counts, trace, ntrace, st)
+                                   rows, pstart, counts, trace, ntrace, st, nodes, whist)
                 last = tn - 1
                 t = last
                 done = max(done, tm + CL + NBL)
@@ -271,37 +309,7 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 nrq += 1
             p += 1
             busy = True
-        # one request into its bank's command queue (before the scan: it may issue this cycle)
-        fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
-        if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
-            draining = nwq
-        if draining > 0:
-            for j in range(nwq):
-                b = bank[wq[j]]
-                if nbq[b] < BQ:
-                    bq[b, nbq[b]] = wq[j]
-                    nbq[b] += 1
-                    nb[b] = 0
-                    inflight += 1
-                    for k in range(j, nwq - 1):
-                        wq[k] = wq[k + 1]
-                    nwq -= 1
-                    draining -= 1
-                    busy = True
-                    break
-        else:
-            for j in range(nrq):
-                b = bank[rq[j]]
-                if nbq[b] < BQ:
-                    bq[b, nbq[b]] = rq[j]
-                    nbq[b] += 1
-                    nb[b] = 0
-                    inflight += 1
-                    for k in range(j, nrq - 1):
-                        rq[k] = rq[k + 1]
-                    nrq -= 1
-                    busy = True
-                    break
+            blocked = False
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
             break
         # a due refresh goes first; its banks' queues wait
@@ -315,9 +323,9 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 e_ref = 0
                 for b in range(frz_lo, frz_hi):
                     if open_row[c, b] >= 0:
-                        e = ready[c, b, PRE]
+                        e = _ready(ready, c, b, PRE, nodes)
                         if e <= t:
-                            _issue(st, c, PRE, b, b + 1, t, ready, hist, rows, pstart, counts, trace, ntrace)
+                            _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                             open_row[c, b] = -1
                             nb[b] = 0
                             issued = 0
@@ -325,10 +333,11 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                         t_ref = min(t_ref, e)
                         e_ref = 1 << 62
                     else:
-                        e_ref = max(e_ref, ready[c, b, cmd])
+                        e_ref = max(e_ref, _ready(ready, c, b, cmd, nodes))
                 if issued < 0:
                     if e_ref <= t:
-                        _issue(st, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, counts, trace, ntrace)
+                        _issue(nodes, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
+                               ntrace)
                         kref += 1
                         issued = 0
                     else:
@@ -336,16 +345,17 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
             else:
                 t_ref = (kref + 1) * INTERVAL
         picks = BUSES if issued < 0 else BUSES - 1
+        nxt = 1 << 62
         for _ in range(picks):
-            q, cmd, k, rr = _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, FR,
-                                  HITCAP, B)
+            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, FR,
+                                  HITCAP, nodes)
             if q < 0:
                 break
             col = 1 if cmd == RD or cmd == WR else 0
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
-            _issue(st, c, cmd, q, q + 1, t, ready, hist, rows, pstart, counts, trace, ntrace)
+            _issue(nodes, c, cmd, q, q + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             nb[q] = 0
             issued = col
             if cmd == ACT:
@@ -364,6 +374,7 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                     bq[q, kk] = bq[q, kk + 1]
                 nbq[q] -= 1
                 inflight -= 1
+                blocked = False
                 close = PAGE == PAGE_CLOSED
                 if PAGE == PAGE_ADAPTIVE:
                     close = True
@@ -371,19 +382,52 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                         if row[bq[q, kk]] == row[i]:
                             close = False
                 if close:  # auto-precharge: no command slot
-                    _issue(st, c, PRE, q, q + 1, ready[c, q, PRE], ready, hist, rows, pstart, counts, trace,
-                           ntrace)
+                    tp = _ready(ready, c, q, PRE, nodes)
+                    _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                     open_row[c, q] = -1
         if issued >= 0:
             last = t
             busy = True
+        # then one request into its bank's command queue (it may issue from the next cycle on)
+        fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
+        if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
+            draining = nwq
+            blocked = False
+        if not blocked:
+            blocked = True  # until a queue slot frees or a request arrives
+            if draining > 0:
+                for j in range(nwq):
+                    b = bank[wq[j]]
+                    if nbq[b] < BQ:
+                        bq[b, nbq[b]] = wq[j]
+                        nbq[b] += 1
+                        nb[b] = 0
+                        inflight += 1
+                        for k in range(j, nwq - 1):
+                            wq[k] = wq[k + 1]
+                        nwq -= 1
+                        draining -= 1
+                        busy = True
+                        blocked = False
+                        break
+            else:
+                for j in range(nrq):
+                    b = bank[rq[j]]
+                    if nbq[b] < BQ:
+                        bq[b, nbq[b]] = rq[j]
+                        nbq[b] += 1
+                        nb[b] = 0
+                        inflight += 1
+                        for k in range(j, nrq - 1):
+                            rq[k] = rq[k + 1]
+                        nrq -= 1
+                        busy = True
+                        blocked = False
+                        break
         if busy:
             t += 1
         else:  # nothing can happen before the next ready command, refresh or queue change
-            nxt = t_ref
-            for b in range(B):
-                if nbq[b] > 0 and not (frz_lo <= b < frz_hi):
-                    nxt = min(nxt, nb[b])
+            nxt = min(nxt, t_ref)
             if nxt >= 1 << 62:
                 raise RuntimeError("DRAM controller: no request can make progress")
             t = max(t + 1, nxt)
@@ -443,19 +487,36 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     for k in range(rows.shape[0]):
         window = max(window, rows[k, 3])
     hist = np.full((C, B + B // BPG + B // BPR + 1, N_CMD, window), NEVER, dtype=np.int64)
-    ready = np.zeros((C, B, N_CMD), dtype=np.int64)
+    # bound nodes of each bank: its own, its bank group's, its rank's, the channel's; then its rank index
+    # (rank-switch bounds follow the channel node, one per rank)
+    NG, NR = B // BPG, B // BPR
+    nodes = np.zeros((B, 5), dtype=np.int64)
+    for b in range(B):
+        nodes[b, 0] = b
+        nodes[b, 1] = B + b // BPG
+        nodes[b, 2] = B + NG + b // BPR
+        nodes[b, 3] = B + NG + NR
+        nodes[b, 4] = b // BPR
+    whist = np.zeros(N_CMD, dtype=np.bool_)
+    for k in range(rows.shape[0]):
+        if rows[k, 3] > 1:
+            for cmd in range(N_CMD):
+                if pstart[cmd] <= k < pstart[cmd + 1]:
+                    whist[cmd] = True
+    ready = np.zeros((C, B + NG + 2 * NR + 1, N_CMD), dtype=np.int64)
     open_row = np.full((C, B), -1, dtype=np.int64)
     counts = np.zeros(N_CMD, dtype=np.int64)
     ntrace = np.zeros(1, dtype=np.int64)
     res = np.zeros((C, 5), dtype=np.int64)
     out = np.zeros(5, dtype=np.int64)
     for ch in range(C):
-        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready, hist, open_row, rows, pstart, st, G,
+        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready, hist, open_row, rows, pstart, st, nodes,
+                 whist, G,
                  params, counts, trace, ntrace, out)
         res[ch] = out
     end = res[:, 0].max()
     if params[P_REFRESH]:
         for ch in range(C):
             _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G,
-                          st, open_row, ready, hist, rows, pstart, counts, trace, ntrace)
+                          st, nodes, whist, open_row, ready, hist, rows, pstart, counts, trace, ntrace)
     return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]
