@@ -37,8 +37,9 @@ def reqs(op, ch, bg, bk, row) -> Requests:
 def random_requests(s: DramSpec, n: int, seed: int, mac: bool = False) -> Requests:
     rng = np.random.default_rng(seed)
     ops = rng.integers(0, 3 if mac else 2, n)
-    return reqs(ops, rng.integers(0, s.channels, n), rng.integers(0, s.bank_groups, n),
-                rng.integers(0, s.banks_per_group, n), rng.integers(0, 4, n))
+    return Requests(*(np.asarray(a, dtype=np.int64) for a in (
+        ops, rng.integers(0, s.channels, n), rng.integers(0, s.bank_groups, n), rng.integers(0, s.banks_per_group, n),
+        rng.integers(0, 4, n), rng.integers(0, s.ranks, n))))
 
 
 def test_presets_exist_validate_and_cite_a_source():
@@ -106,9 +107,10 @@ def test_read_issued_one_cycle_early_is_refused():
         check_trace(s, trace)
 
 
-@pytest.mark.parametrize("name", ["gddr6-aim", "ddr4", "lpddr5"])
+@pytest.mark.parametrize("name", ["gddr6-aim", "ddr4", "lpddr5", "hbm2"])
 @pytest.mark.parametrize("policy", ["open", "closed", "adaptive"])
 def test_scheduled_traces_obey_every_constraint(name, policy):
+    """Random reads, writes and MACs over every rank and bank (DDR4: 2 ranks, HBM2: 2 command buses)."""
     s = spec(name, controller={"page_policy": policy}, channels=2,
              timing=raw(name)["timing"] | {"tREFI": 900, "tRFC": 100})
     m = DramModel(s)
@@ -116,6 +118,50 @@ def test_scheduled_traces_obey_every_constraint(name, policy):
     st = m.run(r, trace=10_000)
     assert st.commands["REF"] > 0 and st.commands["MAC_AB"] > 0
     check_trace(s, m.last_trace)
+
+
+@pytest.mark.parametrize("name", ["hbm3", "lpddr5"])
+def test_per_bank_refresh_traces_are_legal_and_hide_refresh_from_a_sequential_stream(name):
+    """REFB blocks one bank for tRFCpb while the others serve; all-bank REF blocks the whole rank for tRFC."""
+    s = spec(name, controller={"refresh": "per_bank"}, channels=2)
+    m = DramModel(s)
+    st = m.run(random_requests(s, 3000, seed=2), trace=100_000)
+    assert st.commands["REFB"] > 0 and st.commands["REF"] == 0
+    check_trace(s, m.last_trace)
+    per_bank = DramModel(s).stream(8 << 20)
+    all_bank = DramModel(spec(name, channels=2)).stream(8 << 20)
+    assert per_bank.cycles < all_bank.cycles
+
+
+def test_idle_channels_are_refreshed_too():
+    """A stream on channel 0 alone: every channel receives its REFs until the stream's last data."""
+    s = spec("gddr6", channels=4)
+    n = 4 * s.timing.tREFI // s.nBL
+    z = np.zeros(n, np.int64)
+    m = DramModel(s)
+    st = m.run(reqs(z, z, z, z, np.arange(n) // s.bursts_per_row % s.rows), trace=100_000)
+    per_channel = np.bincount(m.last_trace[m.last_trace[:, 1] == 4][:, 2], minlength=4)
+    assert per_channel.min() >= st.cycles // s.timing.tREFI - 1 and per_channel.min() > 0
+
+
+def test_write_buffer_drains_in_batches_so_turnarounds_are_few():
+    """Reads and writes interleaved 2:1: writes wait in the buffer and drain 32 at a time, so the bus turns
+    around about twice per batch instead of twice per write (fcfs within banks gives no row-hit advantage)."""
+    s = spec("hbm2", channels=1)
+    n = 3000
+    m = DramModel(s)
+    r = m.map_bursts(np.arange(n))
+    ops = (np.arange(n) % 3 == 2).astype(np.int64)
+    m.run(Requests(ops, r.channel, r.bank_group, r.bank, r.row, r.rank), trace=20_000)
+    cols = m.last_trace[np.isin(m.last_trace[:, 1], (2, 3))]
+    cols = cols[np.argsort(cols[:, 0], kind="stable")]
+    switches = int(np.count_nonzero(np.diff(cols[:, 1])))
+    assert switches <= 2 * (n // 3) // 16, switches
+
+
+def test_address_mapping_must_name_each_field_once():
+    with pytest.raises(ValidationError, match="address_mapping"):
+        spec("hbm2", address_mapping="rorabgbachch")
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -45,6 +45,7 @@ class DramTiming(Spec):
     tREFIpb: int | None = Field(default=None, gt=0, description="interval between per-bank REFs (refresh: per_bank), "
                                 "cycles")
     tRFCpb: int | None = Field(default=None, gt=0, description="per-bank REF to ACT of that bank, cycles")
+    tRREFD: int = Field(default=0, ge=0, description="per-bank REF to per-bank REF of another bank of the rank, cycles")
     tRCD_MAC: int | None = Field(default=None, gt=0, description="ACT_AB to MAC_AB (PIM), cycles; default tRCD")
     tCCD_MAC: int | None = Field(default=None, gt=0, description="MAC_AB to MAC_AB (PIM), cycles; default tCCD_L")
 

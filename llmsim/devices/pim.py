@@ -36,10 +36,12 @@ TOKEN_ID_BYTES = 4  # one int32 token id per sequence from the host
 
 @functools.lru_cache(maxsize=4096)
 def _program_stats(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
-    """Every DRAM command of one channel program (cached per memory spec and row sequence)."""
+    """Every DRAM command of one channel program (cached per memory spec and row sequence), on a
+    one-channel copy of the memory: the model refreshes every channel it has, busy or idle, and the
+    caller scales this one channel by the channel count."""
     op, row = mac_requests(rows, spec.rows)
     zeros = np.zeros(len(op), np.int64)
-    return DramModel(spec).run(Requests(op, zeros, zeros, zeros, row))
+    return DramModel(spec.model_copy(update={"channels": 1})).run(Requests(op, zeros, zeros, zeros, row))
 
 
 def _scale(s: DramStats, k: int) -> DramStats:

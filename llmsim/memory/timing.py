@@ -63,6 +63,8 @@ CONSTRAINTS: tuple[tuple, ...] = (
     ("rank", WR, RD, "CWL + nBL + tWTR_S"),
     ("rank", ACT, ACT, "tRRD_S"),
     ("rank", ACT, ACT, "tFAW", 4),
+    ("rank", ACT, REFB, "tRRD_S"),
+    ("rank", REFB, REFB, "tRREFD"),
     ("channel", RD, RD, "nBL"),
     ("channel", WR, WR, "nBL"),
     ("channel", MAC_AB, MAC_AB, "tCCD_MAC"),
