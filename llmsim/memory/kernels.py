@@ -192,6 +192,8 @@ def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi,
                 if e <= t:
                     return q, cmd, k, q, 0
                 best = min(best, e)
+                if e_rd >= 0 and e_wr >= 0:
+                    break  # every later entry is a RD or WR known not ready, or a miss that may not precharge
         nb[q] = best
         nxt = min(nxt, best)
     return -1, -1, -1, q, nxt
@@ -309,7 +311,8 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 nrq += 1
             p += 1
             busy = True
-            blocked = False
+            if nbq[bank[i]] < BQ:  # the only request that can unblock a blocked queue
+                blocked = False
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
             break
         # a due refresh goes first; its banks' queues wait
