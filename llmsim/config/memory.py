@@ -41,6 +41,11 @@ class DramTiming(Spec):
     tWTR_L: int = Field(gt=0, description="end of write data to RD, same bank group, cycles")
     tREFI: int = Field(gt=0, description="average interval between all-bank REF commands, cycles")
     tRFC: int = Field(gt=0, description="all-bank REF to next ACT (all banks blocked), cycles")
+    tRTRS: int = Field(default=2, ge=0, description="rank-to-rank (and read-to-write) bus turnaround, cycles")
+    tREFIpb: int | None = Field(default=None, gt=0, description="interval between per-bank REFs (refresh: per_bank), "
+                                "cycles")
+    tRFCpb: int | None = Field(default=None, gt=0, description="per-bank REF to ACT of that bank, cycles")
+    tRREFD: int = Field(default=0, ge=0, description="per-bank REF to per-bank REF of another bank of the rank, cycles")
     tRCD_MAC: int | None = Field(default=None, gt=0, description="ACT_AB to MAC_AB (PIM), cycles; default tRCD")
     tCCD_MAC: int | None = Field(default=None, gt=0, description="MAC_AB to MAC_AB (PIM), cycles; default tCCD_L")
 
@@ -61,6 +66,8 @@ class DramTiming(Spec):
         v = self.model_dump()
         v["tRCD_MAC"] = self.tRCD_MAC or self.tRCD
         v["tCCD_MAC"] = self.tCCD_MAC or self.tCCD_L
+        v["tRFCpb"] = self.tRFCpb or self.tRFC
+        v["tREFIpb"] = self.tREFIpb or self.tREFI
         return v
 
 
@@ -85,6 +92,41 @@ class DramEnergy(Spec):
     mac_pj_per_bit: float | None = Field(default=None, ge=0, description="MAC_AB per bit read, pJ/bit")
 
 
+MAPPING_FIELDS = ("ch", "ra", "bg", "ba", "ro", "co")
+
+
+class DramController(Spec):
+    """Memory-controller policy of every channel (docs/memory.md). Defaults are DRAMsim3's controller
+    (src/configuration.cc, configs/*.ini: 32-entry read queue and write buffer, 8-entry per-bank
+    command queues, write drain when the buffer is full or holds more than 8 while the command
+    queues are empty, at most 4 row hits before an older row miss may precharge)."""
+
+    scheduler: Literal["fcfs", "frfcfs"] = Field(
+        default="frfcfs", description="frfcfs: row hits first, then oldest; fcfs: each bank queue in order")
+    page_policy: Literal["open", "closed", "adaptive"] = Field(
+        default="open", description="open: row stays open; closed: auto-precharge after every access; "
+        "adaptive: auto-precharge when no queued request hits the row")
+    refresh: Literal["all_bank", "per_bank"] = Field(
+        default="all_bank", description="all_bank: REF per rank every tREFI / ranks, ranks in turn; per_bank: one "
+        "bank's REF every tREFIpb, banks in turn (HBM3, LPDDR5)")
+    read_queue_requests: int = Field(default=32, gt=0, description="read queue depth, requests per channel")
+    write_buffer_requests: int = Field(default=32, gt=0, description="write buffer depth, requests per channel")
+    bank_queue_requests: int = Field(default=8, gt=0, description="command queue depth of each bank, requests")
+    write_high_requests: int = Field(default=32, gt=0, description="a write drain starts at this many buffered")
+    write_low_requests: int = Field(default=8, ge=0, description="...or above this many when no command is queued")
+    row_hit_cap: int = Field(default=4, gt=0, description="row hits served before an older miss may precharge")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DramController:
+        if self.write_high_requests > self.write_buffer_requests:
+            raise ValueError(f"write_high_requests ({self.write_high_requests}) must be <= write_buffer_requests "
+                             f"({self.write_buffer_requests})")
+        if self.write_low_requests >= self.write_high_requests:
+            raise ValueError(f"write_low_requests ({self.write_low_requests}) must be < write_high_requests "
+                             f"({self.write_high_requests})")
+        return self
+
+
 class DramSpec(Spec):
     """One DRAM memory system: ``channels`` independent channels of identical devices."""
 
@@ -101,8 +143,13 @@ class DramSpec(Spec):
     burst_length: int = Field(gt=0, description="data beats per RD/WR")
     tck_ns: float = Field(gt=0, description="command clock period, ns")
     data_rate: int = Field(gt=0, description="data beats per pin per tCK (2 = DDR)")
-    page_policy: Literal["open", "closed"] = "open"
-    queue_depth: int = Field(default=64, gt=0, description="controller lookahead, requests per channel")
+    command_buses: Literal[1, 2] = Field(
+        default=1, description="1: one command per cycle; 2: separate row and column command pins (HBM), one "
+        "row and one column command per cycle")
+    address_mapping: str = Field(
+        default="rorabacobgch", description="burst address fields, most significant first, 2 letters each: ch "
+        "channel, ra rank, bg bank group, ba bank, ro row, co column (DRAMsim3 notation)")
+    controller: DramController = Field(default_factory=DramController)
     timing: DramTiming
     energy: DramEnergy
 
@@ -114,7 +161,12 @@ class DramSpec(Spec):
             )
         if self.columns % self.burst_length:
             raise ValueError(f"columns ({self.columns}) must be a multiple of burst_length ({self.burst_length})")
+        m = self.address_mapping
+        if len(m) != 12 or sorted(m[i:i + 2] for i in range(0, 12, 2)) != sorted(MAPPING_FIELDS):
+            raise ValueError(f"address_mapping {m!r} must name each of {', '.join(MAPPING_FIELDS)} once")
         t = self.timing
+        if self.controller.refresh == "per_bank" and (t.tREFIpb is None or t.tRFCpb is None):
+            raise ValueError("controller.refresh per_bank needs timing.tREFIpb and timing.tRFCpb")
         if t.tRAS < t.tRCD:
             raise ValueError(f"timing.tRAS ({t.tRAS}) must be >= timing.tRCD ({t.tRCD})")
         return self

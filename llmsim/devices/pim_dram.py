@@ -26,10 +26,12 @@ def _dram_model(spec: DramSpec) -> DramModel:
 
 
 def _program_stats_exact(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
-    """Every DRAM command of one channel program."""
+    """Every DRAM command of one channel program, on a one-channel copy of the memory: the model
+    refreshes every channel it has, busy or idle, and the caller scales this one channel by the
+    channel count."""
     op, row = mac_requests(rows, spec.rows)
     zeros = np.zeros(len(op), np.int64)
-    return _dram_model(spec).run(Requests(op, zeros, zeros, zeros, row))
+    return _dram_model(spec.model_copy(update={"channels": 1})).run(Requests(op, zeros, zeros, zeros, row))
 
 
 PERIODIC_MIN_REPS = 8  # a program repeating one pattern at least this often may be extrapolated

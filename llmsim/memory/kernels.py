@@ -1,22 +1,27 @@
-"""The jitted DRAM command scheduler: requests in, timed commands out.
+"""The jitted DRAM memory controller: requests in, timed commands out.
 
-One scheduler (:func:`simulate`) enforces every timing constraint from one table (see
-:mod:`llmsim.memory.timing`); it knows no device numbers. ``_earliest`` and ``_issue`` are its two
-helpers. All three are pure functions of arrays and scalars; the plain-Python twin is the same
-code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them bit for bit).
+One controller (:func:`simulate`) enforces every timing constraint from one table (see
+:mod:`llmsim.memory.timing`); it knows no device numbers. Its helpers: ``_channel`` (one channel's
+cycle loop), ``_pick`` (the FR-FCFS choice), ``_issue`` (record a command and propagate its
+constraints), ``_refresh_idle`` and ``_mac``. All are pure functions of arrays and scalars; the
+plain-Python twin is the same code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them bit for bit).
 
-Scheduling policy (per channel, documented in docs/memory.md):
-  * column commands (RD, WR, MAC_AB) issue in request order on the column command bus;
-  * row commands (ACT, PRE, ACT_AB, PRE_AB, REF) use a separate row command bus (HBM and GDDR6
-    have separate row/column command pins; for DDR4/5 this is an approximation). They start in
-    request order -- the first row command of request i issues after the first of request i-1 --
-    but a request's ACT may follow later (its PRE waits tRP) while the next request's PRE goes
-    ahead, so PRE->ACT gaps of different banks overlap. Two row commands of different requests
-    may share a cycle (bus slot conflicts are not modelled). Row commands run ahead of the column
-    bus by at most ``queue_depth`` requests: those of request i wait for the column command of
-    request i - queue_depth of the same channel;
-  * each command issues at the earliest cycle that satisfies every constraint and its bus;
-  * all-bank refresh is due every tREFI: open banks are precharged, REF issued, tRFC blocks all.
+Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory.md):
+  * a front end hands requests over in order while the read queue / write buffer has room;
+  * each cycle: a due refresh first (its banks' queues frozen, open banks precharged, then REF),
+    else the round-robin scan over per-bank command queues picks the first bank with a ready
+    command: FR-FCFS inside a bank (the oldest row hit first; a row miss precharges only from the
+    head of its queue, and only when no queued request hits the open row or the row has already
+    served ``row_hit_cap`` hits); ``fcfs`` serves only each queue's head. With two command buses
+    (separate row and column pins) a second command of the other kind may issue in the same cycle;
+  * then one request moves from the read queue (or, while draining, the write buffer) into its
+    bank's command queue. A drain batch takes every write buffered when it starts; it starts when
+    the buffer reaches the high watermark, or holds more than the low watermark while no command is
+    queued, or when the stream has ended and only writes remain;
+  * every constraint is kept as ``ready[channel, bank, cmd]`` (earliest legal cycle), raised by
+    ``_issue`` from the table rows of the command just issued; cycles in which nothing can happen
+    are skipped.
+PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
 
 from __future__ import annotations
@@ -25,11 +30,18 @@ import numpy as np
 from numba import njit
 
 # Command and request codes; the order is the column order of the timing table.
-ACT, PRE, RD, WR, REF, ACT_AB, MAC_AB, PRE_AB = range(8)
-N_CMD = 8
+ACT, PRE, RD, WR, REF, ACT_AB, MAC_AB, PRE_AB, REFB = range(9)
+N_CMD = 9
+N_LEVELS = 5  # bank, bank_group, rank, channel, other ranks of the channel
 OP_READ, OP_WRITE, OP_MAC = 0, 1, 2
 GEN_ARRAYS, GEN_SEQUENTIAL, GEN_RANDOM = 0, 1, 2
 NEVER = -(10**12)
+# address fields of a mapping (llmsim.memory.dram.MAPPING_FIELDS)
+F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
+# params indices
+(P_CL, P_CWL, P_NBL, P_REFRESH, P_PAGE, P_SCHED, P_RQ, P_WQ, P_BQ, P_WHI, P_WLO, P_HITCAP, P_BUSES,
+ P_REF_INTERVAL, P_REF_PER_BANK, P_GEN_OP, P_SPAN) = range(17)
+PAGE_OPEN, PAGE_CLOSED, PAGE_ADAPTIVE = 0, 1, 2
 
 _MASK31 = 0x7FFFFFFF
 
@@ -46,182 +58,468 @@ def hash31(i: int, seed: int, salt: int) -> int:
     return h
 
 
-@njit(cache=True)
-def _earliest(hist, c, cmd, b, cons, cstart, off, div, cnt):
-    """Earliest cycle allowed by the constraint table for ``cmd`` on bank ``b`` (-1: all banks)."""
-    t = 0
-    for k in range(cstart[cmd], cstart[cmd + 1]):
-        lvl = cons[k, 0]
-        p = cons[k, 1]
-        lat = cons[k, 2]
-        w = cons[k, 3]
-        if b >= 0:
-            lo = off[lvl] + b // div[lvl]
-            hi = lo + 1
-        else:
-            lo = off[lvl]
-            hi = lo + cnt[lvl]
-        for node in range(lo, hi):
-            v = hist[c, node, p, w - 1] + lat
-            t = max(t, v)
-    return t
+@njit(cache=True, _nrt=False, inline="always")
+def _ready(ready, c, b, cmd, nodes):
+    """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
+    rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
+    v = max(ready[c, nodes[b, 0], cmd], ready[c, nodes[b, 1], cmd], ready[c, nodes[b, 2], cmd],
+            ready[c, nodes[b, 3], cmd])
+    o = nodes[b, 3] + 1
+    r = nodes[b, 4]
+    for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
+        if rr != r and ready[c, o + rr, cmd] > v:
+            v = ready[c, o + rr, cmd]
+    return v
 
 
-@njit(cache=True)
-def _issue(hist, c, cmd, b, t, off, div, cnt, counts, trace, ntrace):
-    """Record ``cmd`` at cycle ``t`` in the history of every node it touches (and the trace)."""
+@njit(cache=True, _nrt=False)
+def _ready_all(ready, c, lo, hi, cmd, nodes):
+    """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
+    v = 0
+    for b in range(lo, hi):
+        v = max(v, _ready(ready, c, b, cmd, nodes))
+    return v
+
+
+@njit(cache=True, _nrt=False)
+def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
+    """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
+    nodes it touches by every table row it precedes (``whist[cmd]``: keep its history for windowed
+    rows such as tFAW)."""
     depth = hist.shape[3]
-    for lvl in range(4):
-        if b >= 0:
-            lo = off[lvl] + b // div[lvl]
-            hi = lo + 1
-        else:
-            lo = off[lvl]
-            hi = lo + cnt[lvl]
-        for node in range(lo, hi):
-            for k in range(depth - 1, 0, -1):
-                hist[c, node, cmd, k] = hist[c, node, cmd, k - 1]
-            hist[c, node, cmd, 0] = t
+    if whist[cmd]:
+        for lvl in range(4):
+            for b in range(lo, hi):
+                h = nodes[b, lvl]
+                if b > lo and h == nodes[b - 1, lvl]:
+                    continue
+                for k in range(depth - 1, 0, -1):
+                    hist[c, h, cmd, k] = hist[c, h, cmd, k - 1]
+                hist[c, h, cmd, 0] = t
+    o_other = nodes[0, 3] + 1
+    for k in range(pstart[cmd], pstart[cmd + 1]):
+        lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
+        col = 2 if lvl == 4 else lvl
+        for b in range(lo, hi):
+            h = nodes[b, col]
+            if b > lo and h == nodes[b - 1, col]:
+                continue
+            v = (hist[c, h, cmd, w - 1] if w > 1 else t) + lat
+            node = o_other + nodes[b, 4] if lvl == 4 else h  # other ranks: a bound per issuing rank
+            if ready[c, node, nxt] < v:
+                ready[c, node, nxt] = v
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
         trace[n, 0] = t
         trace[n, 1] = cmd
         trace[n, 2] = c
-        trace[n, 3] = b
+        trace[n, 3] = -1 if hi - lo == nodes.shape[0] and cmd != REF else lo
         ntrace[0] = n + 1
 
 
+@njit(cache=True, _nrt=False)
+def _ref_scope(k, per_bank, st, G):
+    """Banks (lo, hi) refreshed by refresh event ``k``: rank k % R (all-bank, staggered), or one bank
+    in the order bank group fastest, then bank, then rank (per-bank)."""
+    B, BPG, BPR = st[0], st[1], st[2]
+    if per_bank:
+        j = k % B
+        g = j % G
+        j //= G
+        ba = j % BPG
+        r = j // BPG
+        b = (r * G + g) * BPG + ba
+        return b, b + 1
+    r = k % (B // BPR)
+    return r * BPR, r * BPR + BPR
+
+
+@njit(cache=True, _nrt=False)
+def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
+    """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
+    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. Banks
+    ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
+    cycle) is tightened for banks that have nothing ready."""
+    B = nodes.shape[0]
+    q = rr
+    nxt = 1 << 62
+    for _ in range(B):
+        q = q + 1 if q + 1 < B else 0
+        n = nbq[q]
+        if n == 0 or (frz_lo <= q < frz_hi):
+            continue
+        if nb[q] > t:
+            nxt = min(nxt, nb[q])
+            continue
+        best = 1 << 62
+        r_open = open_row[c, q]
+        if r_open < 0:
+            e = _ready(ready, c, q, ACT, nodes)
+            if e <= t:
+                return q, ACT, 0, q, 0
+            best = e
+        else:
+            e_rd = e_wr = e_pre = -1
+            lim = n if fr_fcfs else 1
+            for k in range(lim):
+                i = bq[q, k]
+                if row[i] == r_open:
+                    cmd = WR if op[i] == OP_WRITE else RD
+                elif k == 0:
+                    cmd = PRE
+                    if fr_fcfs and hitc[q] < hitcap:  # a miss may not precharge while the row has queued hits
+                        for kk in range(1, n):
+                            if row[bq[q, kk]] == r_open:
+                                cmd = -1
+                                break
+                    if cmd < 0:
+                        continue
+                else:
+                    continue
+                if cmd == RD:
+                    if e_rd < 0:
+                        e_rd = _ready(ready, c, q, RD, nodes)
+                    e = e_rd
+                elif cmd == WR:
+                    if e_wr < 0:
+                        e_wr = _ready(ready, c, q, WR, nodes)
+                    e = e_wr
+                else:
+                    if e_pre < 0:
+                        e_pre = _ready(ready, c, q, PRE, nodes)
+                    e = e_pre
+                if e <= t:
+                    return q, cmd, k, q, 0
+                best = min(best, e)
+                if e_rd >= 0 and e_wr >= 0:
+                    break  # every later entry is a RD or WR known not ready, or a miss that may not precharge
+        nb[q] = best
+        nxt = min(nxt, best)
+    return -1, -1, -1, q, nxt
+
+
+@njit(cache=True, _nrt=False)
+def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_row, ready, hist, rows, pstart, counts,
+                  trace, ntrace):
+    """Issue every refresh event of channel ``c`` due by cycle ``T`` from cycle ``t`` on (no traffic):
+    PRE of its open banks, then the REF. Returns the next unissued event."""
+    while (kref + 1) * interval <= T:
+        lo, hi = _ref_scope(kref, per_bank, st, G)
+        t = max(t, (kref + 1) * interval)
+        for b in range(lo, hi):
+            if open_row[c, b] >= 0:
+                t = max(t, _ready(ready, c, b, PRE, nodes))
+                _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                open_row[c, b] = -1
+                t += 1
+        cmd = REFB if per_bank else REF
+        t = max(t, _ready_all(ready, c, lo, hi, cmd, nodes))
+        _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        t += 1
+        kref += 1
+    return kref
+
+
+@njit(cache=True, _nrt=False)
+def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, ntrace, st, nodes, whist):
+    """One PIM all-bank request (row ``r`` of every bank) from cycle ``t``, in order: PRE_AB if a
+    different row is open, ACT_AB, MAC_AB (PRE_AB after it with a closed page). Returns (next
+    free cycle, data end cycle, hit)."""
+    B = st[0]
+    allhit = True
+    anyopen = False
+    for b in range(B):
+        if open_row[c, b] != r:
+            allhit = False
+        if open_row[c, b] >= 0:
+            anyopen = True
+    if not allhit:
+        for cmd in (PRE_AB, ACT_AB):
+            if cmd == PRE_AB and not anyopen:
+                continue
+            t = max(t, _ready_all(ready, c, 0, B, cmd, nodes))
+            _issue(nodes, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            t += 1
+        for b in range(B):
+            open_row[c, b] = r
+    t = max(t, _ready_all(ready, c, 0, B, MAC_AB, nodes))
+    _issue(nodes, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+    tm = t
+    t += 1
+    if closed:
+        t2 = max(tm, _ready_all(ready, c, 0, B, PRE_AB, nodes))
+        _issue(nodes, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        for b in range(B):
+            open_row[c, b] = -1
+    return t, tm, allhit
+
+
 @njit(cache=True)
-def simulate(op, chan, bank, row, n_req, gen, seed, cons, cstart, geom, params, trace):
-    """Schedule ``n_req`` requests; return (cycles, counts[8], row_hits, row_misses, n_trace).
+def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
+             ntrace, out):
+    """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
+    misses, next refresh event, last command cycle)."""
+    B = st[0]
+    CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
+    REFRESH, PAGE, FR = params[P_REFRESH], params[P_PAGE], params[P_SCHED]
+    RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
+    WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
+    INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
+    n = len(idx)
+    rq = np.zeros(RQ, np.int64)
+    wq = np.zeros(WQ, np.int64)
+    bq = np.zeros((B, BQ), np.int64)
+    nbq = np.zeros(B, np.int64)
+    nb = np.zeros(B, np.int64)
+    hitc = np.zeros(B, np.int64)
+    nrq = nwq = inflight = draining = 0
+    blocked = False
+    rr = B - 1
+    kref = 0
+    t = 0
+    done = 0
+    hits = misses = 0
+    last = -1
+    while True:
+        busy = False
+        # front end: requests in order while their queue has room; a MAC waits for empty queues
+        while p < n:
+            i = idx[p]
+            if op[i] == OP_MAC:
+                if nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t):
+                    break
+                tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
+                                   rows, pstart, counts, trace, ntrace, st, nodes, whist)
+                last = tn - 1
+                t = last
+                done = max(done, tm + CL + NBL)
+                hits += hit
+                misses += 1 - hit
+                p += 1
+                busy = True
+                break
+            if op[i] == OP_WRITE:
+                if nwq == WQ:
+                    break
+                wq[nwq] = i
+                nwq += 1
+            else:
+                if nrq == RQ:
+                    break
+                rq[nrq] = i
+                nrq += 1
+            p += 1
+            busy = True
+            if nbq[bank[i]] < BQ:  # the only request that can unblock a blocked queue
+                blocked = False
+        if p == n and nrq == 0 and nwq == 0 and inflight == 0:
+            break
+        # a due refresh goes first; its banks' queues wait
+        frz_lo, frz_hi = 0, 0
+        issued = -1
+        t_ref = 1 << 62
+        if REFRESH:
+            if (kref + 1) * INTERVAL <= t:
+                frz_lo, frz_hi = _ref_scope(kref, PER_BANK, st, G)
+                cmd = REFB if PER_BANK else REF
+                e_ref = 0
+                for b in range(frz_lo, frz_hi):
+                    if open_row[c, b] >= 0:
+                        e = _ready(ready, c, b, PRE, nodes)
+                        if e <= t:
+                            _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                            open_row[c, b] = -1
+                            nb[b] = 0
+                            issued = 0
+                            break
+                        t_ref = min(t_ref, e)
+                        e_ref = 1 << 62
+                    else:
+                        e_ref = max(e_ref, _ready(ready, c, b, cmd, nodes))
+                if issued < 0:
+                    if e_ref <= t:
+                        _issue(nodes, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
+                               ntrace)
+                        kref += 1
+                        issued = 0
+                    else:
+                        t_ref = min(t_ref, e_ref)
+            else:
+                t_ref = (kref + 1) * INTERVAL
+        picks = BUSES if issued < 0 else BUSES - 1
+        nxt = 1 << 62
+        for _ in range(picks):
+            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, FR,
+                                  HITCAP, nodes)
+            if q < 0:
+                break
+            col = 1 if cmd == RD or cmd == WR else 0
+            if issued >= 0 and col == issued:
+                break  # the second bus carries the other kind of command only
+            i = bq[q, k]
+            _issue(nodes, c, cmd, q, q + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            nb[q] = 0
+            issued = col
+            if cmd == ACT:
+                open_row[c, q] = row[i]
+                hitc[q] = 0
+            elif cmd == PRE:
+                open_row[c, q] = -1
+            else:
+                if hitc[q] > 0:
+                    hits += 1
+                else:
+                    misses += 1
+                hitc[q] += 1
+                done = max(done, t + (CWL if cmd == WR else CL) + NBL)
+                for kk in range(k, nbq[q] - 1):
+                    bq[q, kk] = bq[q, kk + 1]
+                nbq[q] -= 1
+                inflight -= 1
+                blocked = False
+                close = PAGE == PAGE_CLOSED
+                if PAGE == PAGE_ADAPTIVE:
+                    close = True
+                    for kk in range(nbq[q]):
+                        if row[bq[q, kk]] == row[i]:
+                            close = False
+                if close:  # auto-precharge: no command slot
+                    tp = _ready(ready, c, q, PRE, nodes)
+                    _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                    open_row[c, q] = -1
+        if issued >= 0:
+            last = t
+            busy = True
+        # then one request into its bank's command queue (it may issue from the next cycle on)
+        fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
+        if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
+            draining = nwq
+            blocked = False
+        if not blocked:
+            blocked = True  # until a queue slot frees or a request arrives
+            if draining > 0:
+                for j in range(nwq):
+                    b = bank[wq[j]]
+                    if nbq[b] < BQ:
+                        bq[b, nbq[b]] = wq[j]
+                        nbq[b] += 1
+                        nb[b] = 0
+                        inflight += 1
+                        for k in range(j, nwq - 1):
+                            wq[k] = wq[k + 1]
+                        nwq -= 1
+                        draining -= 1
+                        busy = True
+                        blocked = False
+                        break
+            else:
+                for j in range(nrq):
+                    b = bank[rq[j]]
+                    if nbq[b] < BQ:
+                        bq[b, nbq[b]] = rq[j]
+                        nbq[b] += 1
+                        nb[b] = 0
+                        inflight += 1
+                        for k in range(j, nrq - 1):
+                            rq[k] = rq[k + 1]
+                        nrq -= 1
+                        busy = True
+                        blocked = False
+                        break
+        if busy:
+            t += 1
+        else:  # nothing can happen before the next ready command, refresh or queue change
+            nxt = min(nxt, t_ref)
+            if nxt >= 1 << 62:
+                raise RuntimeError("DRAM controller: no request can make progress")
+            t = max(t + 1, nxt)
+    out[0] = done
+    out[1] = hits
+    out[2] = misses
+    out[3] = kref
+    out[4] = last
+
+
+@njit(cache=True)
+def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, params, trace):
+    """Run ``n_req`` requests; return (cycles, counts[9], row_hits, row_misses, n_trace).
 
     Requests come from the arrays ``op, chan, bank, row`` (``gen`` = 0) or are generated for a
-    sequential (1) or random (2) stream of op ``params[6]`` (see docs/memory.md for the mapping).
-    ``cons`` rows are (level, preceding cmd, latency cycles, window) sorted by following command,
-    rows of command k being ``cstart[k]:cstart[k+1]``. ``geom`` = (channels, banks, banks per
-    group, banks per rank, bursts per row, rows, bank groups per rank, ranks); ``params`` = (CL,
-    CWL, nBL, tREFI or 0 for no refresh, closed page 0/1, queue depth, generated op). ``trace``
-    (m x 4: cycle, cmd, channel, bank or -1) receives the first m commands.
+    sequential (1) or uniformly random (2, over ``params[P_SPAN]`` bursts) stream of op
+    ``params[P_GEN_OP]``, burst addresses decoded by the mapping ``amap`` (field codes F_*, least
+    significant first). ``rows`` (level, following cmd, latency cycles, window) are sorted by
+    preceding command, rows of command k being ``pstart[k]:pstart[k+1]``. ``geom`` = (channels,
+    banks, banks per group, banks per rank, bursts per row, rows, bank groups per rank, ranks).
+    Channels run independently (each its own front end); every channel, busy or idle, is refreshed
+    until the last data of the stream. ``trace`` (m x 4: cycle, cmd, channel, first bank or -1 for
+    all) receives the first m commands.
     """
     C, B, BPG, BPR, BPROW, ROWS, G, R = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6], geom[7]
-    CL, CWL, NBL, TREFI, CLOSED, Q, GEN_OP = params[0], params[1], params[2], params[3], params[4], params[5], params[6]
-    NG = B // BPG
-    off = np.array([0, B, B + NG, B + NG + R], dtype=np.int64)
-    div = np.array([1, BPG, BPR, B], dtype=np.int64)
-    cnt = np.array([B, NG, R, 1], dtype=np.int64)
-    window = 1
-    for k in range(cons.shape[0]):
-        window = max(window, cons[k, 3])
-    hist = np.full((C, B + NG + R + 1, 8, window), NEVER, dtype=np.int64)
-    open_row = np.full((C, B), -1, dtype=np.int64)
-    row_free = np.zeros(C, dtype=np.int64)
-    col_free = np.zeros(C, dtype=np.int64)
-    done = np.zeros(C, dtype=np.int64)
-    next_ref = np.full(C, TREFI, dtype=np.int64)
-    qring = np.zeros((C, Q), dtype=np.int64)
-    qcount = np.zeros(C, dtype=np.int64)
-    counts = np.zeros(8, dtype=np.int64)
-    ntrace = np.zeros(1, dtype=np.int64)
-    hits = 0
-    misses = 0
+    st = np.array([B, BPG, BPR], dtype=np.int64)
+    if gen != 0:
+        radix = np.array([C, R, G, BPG, ROWS, BPROW], dtype=np.int64)
+        op = np.full(n_req, params[P_GEN_OP], dtype=np.int64)
+        chan = np.zeros(n_req, np.int64)
+        bank = np.zeros(n_req, np.int64)
+        row = np.zeros(n_req, np.int64)
+        f = np.zeros(6, np.int64)
+        for i in range(n_req):
+            if gen == 1:
+                x = i
+            else:
+                x = (hash31(i, seed, 1) * 2147483648 + hash31(i, seed, 2)) % params[P_SPAN]
+            for j in range(6):
+                f[amap[j]] = x % radix[amap[j]]
+                x //= radix[amap[j]]
+            chan[i] = f[F_CH]
+            bank[i] = (f[F_RA] * G + f[F_BG]) * BPG + f[F_BA]
+            row[i] = f[F_RO]
+    # stable counting sort of request indices by channel
+    cnt = np.zeros(C + 1, np.int64)
     for i in range(n_req):
-        if gen == 0:
-            o = op[i]
-            c = chan[i]
-            b = bank[i]
-            r = row[i]
-        elif gen == 1:  # row : rank : bank : column : bankgroup : channel (MSB -> LSB)
-            o = GEN_OP
-            x = i
-            c = x % C
-            x //= C
-            g = x % G
-            x //= G
-            x //= BPROW
-            bk = x % BPG
-            x //= BPG
-            rk = x % R
-            x //= R
-            r = x % ROWS
-            b = (rk * G + g) * BPG + bk
-        else:
-            o = GEN_OP
-            h2 = hash31(i, seed, 2)
-            r = hash31(i, seed, 1) % ROWS
-            c = h2 % C
-            b = (h2 // C) % B
-        qi = qcount[c] % Q
-        gate = qring[c, qi] if qcount[c] >= Q else 0
-        if TREFI > 0:
-            while max(row_free[c], col_free[c], gate) >= next_ref[c]:
-                for bb in range(B):
-                    if open_row[c, bb] >= 0:
-                        t = max(_earliest(hist, c, PRE, bb, cons, cstart, off, div, cnt), row_free[c])
-                        _issue(hist, c, PRE, bb, t, off, div, cnt, counts, trace, ntrace)
-                        row_free[c] = t + 1
-                        open_row[c, bb] = -1
-                t = max(_earliest(hist, c, REF, -1, cons, cstart, off, div, cnt), row_free[c], next_ref[c])
-                _issue(hist, c, REF, -1, t, off, div, cnt, counts, trace, ntrace)
-                row_free[c] = t + 1
-                next_ref[c] += TREFI
-        if o == OP_MAC:
-            allhit = True
-            anyopen = False
-            for bb in range(B):
-                if open_row[c, bb] != r:
-                    allhit = False
-                if open_row[c, bb] >= 0:
-                    anyopen = True
-            if allhit:
-                hits += 1
-            else:
-                misses += 1
-                if anyopen:
-                    t = max(_earliest(hist, c, PRE_AB, -1, cons, cstart, off, div, cnt), row_free[c], gate)
-                    _issue(hist, c, PRE_AB, -1, t, off, div, cnt, counts, trace, ntrace)
-                    row_free[c] = t + 1
-                t = max(_earliest(hist, c, ACT_AB, -1, cons, cstart, off, div, cnt), row_free[c], gate)
-                _issue(hist, c, ACT_AB, -1, t, off, div, cnt, counts, trace, ntrace)
-                row_free[c] = t + 1
-                for bb in range(B):
-                    open_row[c, bb] = r
-            t = max(_earliest(hist, c, MAC_AB, -1, cons, cstart, off, div, cnt), col_free[c], gate)
-            _issue(hist, c, MAC_AB, -1, t, off, div, cnt, counts, trace, ntrace)
-            col_free[c] = t + 1
-            end = t + CL + NBL
-            if CLOSED:
-                t2 = max(_earliest(hist, c, PRE_AB, -1, cons, cstart, off, div, cnt), row_free[c])
-                _issue(hist, c, PRE_AB, -1, t2, off, div, cnt, counts, trace, ntrace)
-                row_free[c] = t2 + 1
-                for bb in range(B):
-                    open_row[c, bb] = -1
-        else:
-            if open_row[c, b] == r:
-                hits += 1
-            else:
-                misses += 1
-                first = -1
-                if open_row[c, b] >= 0:
-                    t = max(_earliest(hist, c, PRE, b, cons, cstart, off, div, cnt), row_free[c], gate)
-                    _issue(hist, c, PRE, b, t, off, div, cnt, counts, trace, ntrace)
-                    first = t
-                t = max(_earliest(hist, c, ACT, b, cons, cstart, off, div, cnt), row_free[c], gate, first + 1)
-                _issue(hist, c, ACT, b, t, off, div, cnt, counts, trace, ntrace)
-                # the next request's row commands may start right after this request's first one
-                row_free[c] = (first if first >= 0 else t) + 1
-                open_row[c, b] = r
-            cmd = WR if o == OP_WRITE else RD
-            t = max(_earliest(hist, c, cmd, b, cons, cstart, off, div, cnt), col_free[c], gate)
-            _issue(hist, c, cmd, b, t, off, div, cnt, counts, trace, ntrace)
-            col_free[c] = t + 1
-            end = t + (CWL if o == OP_WRITE else CL) + NBL
-            if CLOSED:
-                t2 = max(_earliest(hist, c, PRE, b, cons, cstart, off, div, cnt), row_free[c])
-                _issue(hist, c, PRE, b, t2, off, div, cnt, counts, trace, ntrace)
-                row_free[c] = t2 + 1
-                open_row[c, b] = -1
-        done[c] = max(done[c], end)
-        qring[c, qi] = t
-        qcount[c] += 1
-    return done.max(), counts, hits, misses, ntrace[0]
+        cnt[chan[i] + 1] += 1
+    for ch in range(C):
+        cnt[ch + 1] += cnt[ch]
+    order = np.zeros(n_req, np.int64)
+    fill = cnt[:C].copy()
+    for i in range(n_req):
+        order[fill[chan[i]]] = i
+        fill[chan[i]] += 1
+    window = 1
+    for k in range(rows.shape[0]):
+        window = max(window, rows[k, 3])
+    hist = np.full((C, B + B // BPG + B // BPR + 1, N_CMD, window), NEVER, dtype=np.int64)
+    # bound nodes of each bank: its own, its bank group's, its rank's, the channel's; then its rank index
+    # (rank-switch bounds follow the channel node, one per rank)
+    NG, NR = B // BPG, B // BPR
+    nodes = np.zeros((B, 5), dtype=np.int64)
+    for b in range(B):
+        nodes[b, 0] = b
+        nodes[b, 1] = B + b // BPG
+        nodes[b, 2] = B + NG + b // BPR
+        nodes[b, 3] = B + NG + NR
+        nodes[b, 4] = b // BPR
+    whist = np.zeros(N_CMD, dtype=np.bool_)
+    for k in range(rows.shape[0]):
+        if rows[k, 3] > 1:
+            for cmd in range(N_CMD):
+                if pstart[cmd] <= k < pstart[cmd + 1]:
+                    whist[cmd] = True
+    ready = np.zeros((C, B + NG + 2 * NR + 1, N_CMD), dtype=np.int64)
+    open_row = np.full((C, B), -1, dtype=np.int64)
+    counts = np.zeros(N_CMD, dtype=np.int64)
+    ntrace = np.zeros(1, dtype=np.int64)
+    res = np.zeros((C, 5), dtype=np.int64)
+    out = np.zeros(5, dtype=np.int64)
+    for ch in range(C):
+        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready, hist, open_row, rows, pstart, st, nodes,
+                 whist, G,
+                 params, counts, trace, ntrace, out)
+        res[ch] = out
+    end = res[:, 0].max()
+    if params[P_REFRESH]:
+        for ch in range(C):
+            _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G,
+                          st, nodes, whist, open_row, ready, hist, rows, pstart, counts, trace, ntrace)
+    return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]

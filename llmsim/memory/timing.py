@@ -29,12 +29,13 @@ from llmsim.memory.kernels import (
     PRE_AB,
     RD,
     REF,
+    REFB,
     WR,
 )
 
-CMD_NAMES = ("ACT", "PRE", "RD", "WR", "REF", "ACT_AB", "MAC_AB", "PRE_AB")
-LEVELS = ("bank", "bank_group", "rank", "channel")
-ALL_BANK_CMDS = frozenset({REF, ACT_AB, MAC_AB, PRE_AB})
+CMD_NAMES = ("ACT", "PRE", "RD", "WR", "REF", "ACT_AB", "MAC_AB", "PRE_AB", "REFB")
+LEVELS = ("bank", "bank_group", "rank", "channel", "other_rank")
+ALL_BANK_CMDS = frozenset({ACT_AB, MAC_AB, PRE_AB})
 
 _ANY_ACT = (ACT, ACT_AB)
 _ANY_PRE = (PRE, PRE_AB)
@@ -49,24 +50,31 @@ CONSTRAINTS: tuple[tuple, ...] = (
     ("bank", _ANY_PRE, _ANY_ACT, "tRP"),
     ("bank", (RD, MAC_AB), _ANY_PRE, "tRTP"),
     ("bank", WR, _ANY_PRE, "CWL + nBL + tWR"),
-    ("bank", _ANY_ACT, REF, "tRC"),
-    ("bank", _ANY_PRE, REF, "tRP"),
+    ("bank", _ANY_ACT, (REF, REFB), "tRC"),
+    ("bank", _ANY_PRE, (REF, REFB), "tRP"),
+    ("bank", REFB, (ACT, REF, REFB), "tRFCpb"),
     ("bank_group", RD, RD, "tCCD_L"),
     ("bank_group", WR, WR, "tCCD_L"),
     ("bank_group", WR, RD, "CWL + nBL + tWTR_L"),
     ("bank_group", ACT, ACT, "tRRD_L"),
     ("rank", RD, RD, "tCCD_S"),
     ("rank", WR, WR, "tCCD_S"),
-    ("rank", RD, WR, "CL + nBL + 2 - CWL"),
+    ("rank", RD, WR, "CL + nBL + tRTRS - CWL"),
     ("rank", WR, RD, "CWL + nBL + tWTR_S"),
     ("rank", ACT, ACT, "tRRD_S"),
     ("rank", ACT, ACT, "tFAW", 4),
+    ("rank", ACT, REFB, "tRRD_S"),
+    ("rank", REFB, REFB, "tRREFD"),
     ("channel", RD, RD, "nBL"),
     ("channel", WR, WR, "nBL"),
     ("channel", MAC_AB, MAC_AB, "tCCD_MAC"),
     ("channel", (RD, WR), MAC_AB, "tCCD_L"),
     ("channel", MAC_AB, (RD, WR), "tCCD_L"),
-    ("channel", REF, (ACT, ACT_AB, REF), "tRFC"),
+    ("rank", REF, (ACT, ACT_AB, REF, REFB), "tRFC"),
+    ("other_rank", RD, RD, "nBL + tRTRS"),
+    ("other_rank", WR, WR, "nBL"),
+    ("other_rank", RD, WR, "CL + nBL + tRTRS - CWL"),
+    ("other_rank", WR, RD, "CWL + nBL + tRTRS - CL"),
 )
 
 
@@ -104,13 +112,24 @@ def expand(spec: DramSpec) -> list[tuple[int, int, int, int, int, str]]:
 
 
 def table(spec: DramSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The constraint table as the kernel wants it: rows (level, prev, cycles, window) sorted by
-    following command, and ``cstart`` with rows of command k at ``cstart[k]:cstart[k+1]``."""
-    rows = sorted(expand(spec), key=lambda r: r[2])
-    cons = np.array([(r[0], r[1], r[3], r[4]) for r in rows], dtype=np.int64)
-    nexts = np.array([r[2] for r in rows], dtype=np.int64)
-    cstart = np.searchsorted(nexts, np.arange(N_CMD + 1)).astype(np.int64)
-    return cons, cstart
+    """The constraint table as the kernel wants it: rows (level, following, cycles, window) sorted by
+    preceding command, and ``pstart`` with rows of command k at ``pstart[k]:pstart[k+1]``."""
+    rows = sorted(expand(spec), key=lambda r: r[1])
+    cons = np.array([(r[0], r[2], r[3], r[4]) for r in rows], dtype=np.int64).reshape(-1, 4)
+    prevs = np.array([r[1] for r in rows], dtype=np.int64)
+    pstart = np.searchsorted(prevs, np.arange(N_CMD + 1)).astype(np.int64)
+    return cons, pstart
+
+
+def scope(spec: DramSpec, cmd: int, bank: int) -> range:
+    """Banks of a channel a trace row touches: REF the rank of ``bank``, all-bank commands (or bank
+    -1) every bank, other commands their bank."""
+    if bank < 0 or cmd in ALL_BANK_CMDS:
+        return range(spec.banks)
+    if cmd == REF:
+        bpr = spec.bank_groups * spec.banks_per_group
+        return range(bank // bpr * bpr, bank // bpr * bpr + bpr)
+    return range(bank, bank + 1)
 
 
 def check_trace(spec: DramSpec, trace: np.ndarray) -> None:
@@ -126,14 +145,24 @@ def check_trace(spec: DramSpec, trace: np.ndarray) -> None:
     for r in rows:
         by_next.setdefault(r[2], []).append(r)
     bpg, banks = spec.banks_per_group, spec.banks
-    div = (1, bpg, spec.bank_groups * bpg, banks)
+    bpr = spec.bank_groups * bpg
+    div = (1, bpg, bpr, banks)
     hist: dict[tuple, list[int]] = {}
     open_banks: dict[tuple[int, int], bool] = {}
     order = np.argsort(trace[:, 0], kind="stable")
     for t, cmd, ch, b in (tuple(int(v) for v in trace[i]) for i in order):
         name = CMD_NAMES[cmd]
-        scoped = range(banks) if b < 0 else (b,)
+        scoped = scope(spec, cmd, b)
         for level, prev, _, lat, window, expr in by_next.get(cmd, ()):
+            if level == 4:  # other ranks: the latest ``prev`` on any rank not touched by this command
+                mine = {bb // bpr for bb in scoped}
+                for r in set(range(spec.ranks)) - mine:
+                    past = hist.get((ch, 2, r, prev), [])
+                    if past and t < past[-1] + lat:
+                        raise TimingViolation(
+                            f"{name} at cycle {t} violates {expr} ({CMD_NAMES[prev]} at {past[-1]} on rank {r}, "
+                            f"needs {past[-1] + lat}) on channel {ch}")
+                continue
             for bb in scoped:
                 past = hist.get((ch, level, bb // div[level], prev), [])
                 if len(past) >= window and t < past[-window] + lat:
@@ -147,8 +176,8 @@ def check_trace(spec: DramSpec, trace: np.ndarray) -> None:
                 raise TimingViolation(f"{name} at cycle {t} to closed bank {bb} of channel {ch}")
             if cmd in (ACT, ACT_AB) and is_open:
                 raise TimingViolation(f"{name} at cycle {t} to open bank {bb} of channel {ch} (needs PRE)")
-            if cmd == REF and is_open:
-                raise TimingViolation(f"REF at cycle {t} with bank {bb} of channel {ch} open")
+            if cmd in (REF, REFB) and is_open:
+                raise TimingViolation(f"{name} at cycle {t} with bank {bb} of channel {ch} open")
             if cmd in (ACT, ACT_AB):
                 open_banks[(ch, bb)] = True
             elif cmd in (PRE, PRE_AB):
@@ -158,4 +187,5 @@ def check_trace(spec: DramSpec, trace: np.ndarray) -> None:
             hist.setdefault((ch, lv, node, cmd), []).append(t)
 
 
-__all__ = ["CMD_NAMES", "CONSTRAINTS", "LEVELS", "NEVER", "TimingViolation", "check_trace", "evaluate", "table"]
+__all__ = ["CMD_NAMES", "CONSTRAINTS", "LEVELS", "NEVER", "TimingViolation", "check_trace", "evaluate", "scope",
+           "table"]
