@@ -3,7 +3,8 @@
 Three regimes, all read off the cycle-level DRAM model (:class:`DramModel`):
 
 * up to ``ramp_start_bytes`` (64 bursts per channel): simulated command by command;
-* up to ``exact_limit_bytes`` (2048 bursts per channel): the *ramp*, a piecewise-linear curve
+* up to ``exact_limit_bytes`` (2048 bursts per channel): where the address mapping interleaves
+  channels burst by burst (:func:`ramp_applies`; otherwise exactly), the *ramp*, a piecewise-linear curve
   through simulated streams of whole stripes (one burst on every channel), refined where it is
   not linear (:class:`_Ramp`): a KV cache growing by one token costs a lookup, not a simulation;
 * longer: the steady-state rate of one long simulated stream (at least eight refresh intervals
@@ -195,6 +196,15 @@ def _ramp_cost(spec: DramSpec, n: int, write: bool) -> StreamCost:
     return StreamCost(t, float(n), p.energy_j, p.row_hit_rate, p.commands, False)
 
 
+def ramp_applies(spec: DramSpec) -> bool:
+    """The ramp's knots are whole stripes (k bursts on every channel), which is what a sequential
+    stream is only when the address mapping interleaves channels at burst granularity (channel
+    the least significant field). Under a mapping that fills a row of one channel first (DRAMsim3's
+    ``...chco`` orders), a stream's busiest channel is not ``ceil(bursts / channels)``: such
+    streams are simulated exactly up to ``exact_limit_bytes``."""
+    return spec.address_mapping.endswith("ch")
+
+
 def exact_limit_bytes(spec: DramSpec) -> int:
     """Streams up to this size are simulated exactly: 2048 bursts per channel."""
     return 2048 * spec.burst_bytes * spec.channels
@@ -224,7 +234,7 @@ def stream_cost(spec: DramSpec, n_bytes: float, *, write: bool = False) -> Strea
     if n == 0:
         return StreamCost(0.0, 0.0, {}, 0.0, 0.0, True)
     limit = exact_limit_bytes(spec)
-    if n < ramp_start_bytes(spec):
+    if n < ramp_start_bytes(spec) or (n <= limit and not ramp_applies(spec)):
         return _from_stats(DramModel(spec).stream(n, write=write), True)
     if n <= limit:
         return _ramp_cost(spec, n, write)
