@@ -78,5 +78,21 @@ class GpuKernelSpec(Spec):
         gt=0, description="most one SM streams to/from L2 and DRAM (Little's law: bytes in flight / latency)")
     elementwise_bytes_per_cta: int = Field(default=16384, gt=0, description="bytes one CTA of a pointwise kernel moves")
     attention: AttentionKernelSpec = AttentionKernelSpec()
+    # Latency chain of a kernel (what a short kernel costs beyond its bytes / bandwidth): the
+    # launch of its CTAs plus the dependent memory round trips on its critical path. Zero (the
+    # default) leaves only the throughput terms (a preset that has not measured them).
+    launch_latency_s: float = Field(default=0.0, ge=0, description="device time from a kernel's start to its "
+                                    "CTAs running plus its completion, paid once per kernel")
+    memory_latency_s: float = Field(default=0.0, ge=0, description="one dependent load-use round trip to memory "
+                                    "(a step of a kernel's critical path that no other work hides)")
+    gemm_latency_rounds: int = Field(default=2, ge=0, description="dependent memory rounds of a GEMM/GEMV kernel "
+                                     "that no wave hides: the main loop's pipeline fill and the epilogue store")
+    pointwise_latency_rounds: int = Field(default=1, ge=0, description="dependent memory rounds of a pointwise "
+                                          "kernel (load, then store)")
+    reduction_bytes_per_round: int = Field(default=1024, gt=0, description="bytes of its row one reduction CTA "
+                                           "(a norm) loads per dependent round: threads x vector width")
+    reduction_extra_rounds: int = Field(default=2, ge=0, description="rounds a row reduction pays after its "
+                                        "reduction loop (the block-wide statistic, then scale/shift and store)")
+    reduction_ctas_per_sm: int = Field(default=8, gt=0, description="row-reduction CTAs resident on one SM")
     eager_dispatch_extra_s: dict[str, float] = Field(
         default_factory=dict, description="extra eager host time per op kind over framework.eager_dispatch_s")

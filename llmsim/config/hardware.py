@@ -86,7 +86,9 @@ class FrameworkSpec(Spec):
     profile of the PyTorch reference (``benchmarks/framework_calls.py``). ``eager_host_call_s``:
     host time of one host-only call. ``eager_op_s``: by op kind, the measured eager host time of one
     op in the context of a layer (``llmsim.calibrate.framework.eager_op_seconds``); where given it
-    replaces the count-based estimate for that kind.
+    replaces the count-based estimate for that kind. ``eager_python_call_s``: host time the
+    model's own Python spends around each framework call (kernel-launching or not) in a real
+    forward pass, beyond the dispatch a tight loop of one op measures.
     """
 
     source: str | None = Field(default=None, description="where the framework figures come from (a framework/ file)")
@@ -99,6 +101,9 @@ class FrameworkSpec(Spec):
         default_factory=dict, description="measured eager host seconds of one op, by op kind (replaces the "
         "count-based estimate for that kind)")
     synchronous: bool = Field(default=False, description="host waits for each op (CPU frameworks)")
+    eager_python_call_s: float = Field(
+        default=0.0, ge=0, description="host seconds of the model's Python around each framework call in eager "
+        "mode (used by GPU devices; 0 = none)")
 
     def calls(self, kind: str, fn: str | None = None) -> OpCallsSpec:
         """Calls for an op of ``kind`` (``kind.fn``, e.g. ``elementwise.rope``, is looked up first)."""

@@ -17,6 +17,14 @@ GPU runs do, then counts waves over the SMs:
   LeanAttention, arXiv 2405.10480), with the split count chosen to minimise time.
 * **Norms, activations, elementwise, embedding, KV writes**: bandwidth-bound streaming
   kernels whose CTAs fill the SMs (occupancy) at ``sm_bandwidth_bytes_per_s`` each.
+* **Latency chain** (what a short kernel costs beyond bytes / bandwidth): every kernel adds
+  ``launch_latency_s`` plus dependent memory round trips of ``memory_latency_s`` that no wave
+  hides — ``gemm_latency_rounds`` for GEMM/GEMV/attention, ``pointwise_latency_rounds`` for
+  pointwise kernels; a norm (one CTA per row) walks its row in rounds of
+  ``reduction_bytes_per_round`` plus ``reduction_extra_rounds``, once per wave of
+  ``reduction_ctas_per_sm`` × SMs rows. A split-K reduction or split-KV merge is a dependent
+  second kernel: the graph gap (``framework.kernel_overhead_s``) and its own chain. Fitted on
+  the H100 development set (``benchmarks/calibrate_gpu.py --dev``; docs/validation.md).
 
 Every time is ``max`` of terms that are each ≥ the matching roofline term, so no op beats
 :meth:`Device.bound` (DESIGN law 5), and every term falls (or stays) with more SMs, a
@@ -98,6 +106,18 @@ class Gpu(Device):
         per_cta_bw = self.spec.kernels.sm_bandwidth_bytes_per_s / min(ctas_per_sm, max(1, math.ceil(ctas / self.n_sm)))
         return math.ceil(ctas / slots) * bytes_per_cta / per_cta_bw
 
+    def _latency_s(self, rounds: int) -> float:
+        """A kernel's latency chain: its launch plus ``rounds`` dependent memory round trips
+        (``kernels.launch_latency_s``, ``kernels.memory_latency_s``). Added to the throughput
+        terms: a short kernel is latency-bound, a long one hides all but these rounds."""
+        ks = self.spec.kernels
+        return ks.launch_latency_s + rounds * ks.memory_latency_s
+
+    def _second_kernel_s(self) -> float:
+        """A dependent helper kernel (split-K reduction, split-KV merge): the gap to it in the
+        stream (``framework.kernel_overhead_s``) and its own pointwise latency chain."""
+        return self.spec.framework.kernel_overhead_s + self._latency_s(self.spec.kernels.pointwise_latency_rounds)
+
     def _dram_bytes(self, op: Op) -> float:
         """Bytes crossing the DRAM interface: the roofline's compulsory bytes plus re-reads of the
         smaller GEMM operand when both operands together overflow L2."""
@@ -122,6 +142,7 @@ class Gpu(Device):
         dram = self._dram_bytes(op)
         scale = op.flops / (2.0 * M * K * N)  # bias adds per output element
         best: _Kernel | None = None
+        lat = self._latency_s(ks.gemm_latency_rounds)
 
         vec = self._sm_peak("vector", op)
         if rows <= ks.gemv_max_rows and vec > 0:
@@ -130,7 +151,7 @@ class Gpu(Device):
             t_stream = self._stream_s(ctas, op.bytes_total / ctas, 1)
             l2 = op.bytes_total
             t = max(t_comp, t_stream, self.main_memory_seconds(dram, efficiency=f_m),
-                    l2 / self._l2.bandwidth_bytes_per_s)
+                    l2 / self._l2.bandwidth_bytes_per_s) + lat
             best = _Kernel(t, t_comp, dram, l2, vector_flops=op.flops, stats={"gemv": 1.0, "ctas": ctas})
 
         rate_sm = self._sm_peak("tensor", op) * ks.tile_efficiency * f_c
@@ -154,6 +175,7 @@ class Gpu(Device):
                 loads = ctas * (tile.m * a_el + tile.n * b_el) * k_s / ks.operand_multicast
                 l2 = max(loads + op.write.total + partial, op.bytes_total)
                 t = max(t_comp, self.main_memory_seconds(dram_s, efficiency=f_m), l2 / self._l2.bandwidth_bytes_per_s)
+                t += lat + (self._second_kernel_s() if s > 1 else 0.0)  # split-K partials reduced by a 2nd kernel
                 if best is None or t < best.seconds:
                     best = _Kernel(t, waves * t_main, dram_s, l2, smem_bytes=l2,
                                    tensor_flops=ctas * 2.0 * tile.m * tile.n * k_s * scale,
@@ -175,6 +197,7 @@ class Gpu(Device):
             return self._flash(op, B, H, Sq, Skv, D, per_pair, rate_cta, dram, t_dram)
         # decode, split context: CTA per (batch, KV head, chunk); pick the split that is fastest
         group = H // Hkv
+        lat = self._latency_s(self.spec.kernels.gemm_latency_rounds)
         best: _Kernel | None = None
         max_chunks = max(1, math.ceil(Skv / at.split_kv_tokens))
         n = 1
@@ -184,11 +207,11 @@ class Gpu(Device):
             kv_cta = 2.0 * chunk * D * kv_el
             t_comp = math.ceil(ctas / (self.n_sm * at.ctas_per_sm)) * per_pair * group * Sq * chunk / rate_cta
             partial = B * H * Sq * n * (D + 1) * _PARTIAL_BYTES if n > 1 else 0.0
-            merge_s = partial / self._l2.bandwidth_bytes_per_s + self.spec.framework.kernel_overhead_s
+            merge_s = partial / self._l2.bandwidth_bytes_per_s + self._second_kernel_s()
             t_merge = merge_s if n > 1 else 0.0
             l2 = op.bytes_total + 2.0 * partial
             t = max(t_comp, self._stream_s(ctas, kv_cta, at.ctas_per_sm), t_dram,
-                    l2 / self._l2.bandwidth_bytes_per_s) + t_merge
+                    l2 / self._l2.bandwidth_bytes_per_s) + t_merge + lat
             if best is None or t < best.seconds:
                 best = _Kernel(t, t_comp, dram, l2, smem_bytes=op.bytes_total, tensor_flops=op.flops,
                                stats={"kv_splits": n, "ctas": ctas})
@@ -213,16 +236,21 @@ class Gpu(Device):
         blocks = [min(nk, math.ceil((past + min((i + 1) * bq, Sq)) / at.block_kv)) if causal else nk for i in range(nq)]
         slots = self.n_sm * at.ctas_per_sm
         total = B * H * sum(blocks)
-        units = max(max(blocks), math.ceil(total / slots))
-        t_block = per_pair * bq * at.block_kv / rate_cta
-        t_comp = units * t_block
+        t_block = per_pair * bq * at.block_kv / rate_cta  # a block when ctas_per_sm CTAs share the SM
+        # the longest CTA's chain runs at the SM's rate shared by the average number of CTAs resident
+        # beside it (a grid smaller than the slots leaves CTAs alone on their SM); the total work is
+        # spread over every slot in whole blocks
+        sharing = min(float(at.ctas_per_sm), max(1.0, B * H * nq / self.n_sm))
+        t_chain = max(blocks) * t_block * sharing / at.ctas_per_sm
+        units = math.ceil(total / slots)
+        t_comp = max(t_chain, units * t_block)
         kv_el = (op.kv_dtype or op.dtype).bytes
         # each CTA streams its K/V blocks through the SM; re-reads across query blocks hit L2
         kv_reads = B * H * sum(blocks) * 2.0 * at.block_kv * D * kv_el
         l2 = max(kv_reads + op.read.activation + op.write.total, op.bytes_total)
         bytes_cta = kv_reads / (B * H * nq)
         t = max(t_comp, self._stream_s(B * H * nq, bytes_cta, at.ctas_per_sm), t_dram,
-                l2 / self._l2.bandwidth_bytes_per_s)
+                l2 / self._l2.bandwidth_bytes_per_s) + self._latency_s(self.spec.kernels.gemm_latency_rounds)
         return _Kernel(t, t_comp, dram, l2, smem_bytes=l2, tensor_flops=total * per_pair * bq * at.block_kv,
                        stats={"ctas": B * H * nq, "kv_blocks": total, "block_waves": units})
 
@@ -231,16 +259,23 @@ class Gpu(Device):
         ks = self.spec.kernels
         total = op.bytes_total
         if op.kind is OpKind.norm:  # one CTA per row (a row reduction)
-            ctas, per_cta = op.dim("rows"), total / op.dim("rows")
+            rows = op.dim("rows")
+            ctas, per_cta = rows, total / rows
+            cps = ks.reduction_ctas_per_sm
+            # each CTA walks its row in dependent rounds, then broadcasts the statistic and stores;
+            # rows beyond one wave of resident CTAs repeat the chain
+            rounds = math.ceil(op.read.activation / rows / ks.reduction_bytes_per_round) + ks.reduction_extra_rounds
+            lat = self._latency_s(rounds * math.ceil(rows / (self.n_sm * cps)))
         else:
             ctas = max(1, math.ceil(total / ks.elementwise_bytes_per_cta))
             per_cta = total / ctas
-        cps = max(1, self.spec.max_threads_per_sm // 256)  # 256-thread CTAs
+            cps = max(1, self.spec.max_threads_per_sm // 256)  # 256-thread CTAs
+            lat = self._latency_s(ks.pointwise_latency_rounds)
         vec = self._sm_peak("vector", op)
         t_comp = op.flops / (vec * self.n_sm) if op.flops else 0.0
         dram = self._dram_bytes(op)
         t = max(t_comp, self._stream_s(ctas, per_cta, cps), self.main_memory_seconds(dram),
-                total / self._l2.bandwidth_bytes_per_s)
+                total / self._l2.bandwidth_bytes_per_s) + lat
         occ = min(1.0, ctas / (self.n_sm * cps))
         return _Kernel(t, t_comp, dram, total, vector_flops=op.flops, stats={"ctas": ctas, "occupancy": occ})
 
@@ -270,8 +305,12 @@ class Gpu(Device):
     def host_seconds(self, op: Op) -> float:
         """Eager: the framework's calls for the op (:meth:`Device.host_seconds`) plus the op kind's
         extra host time (PyTorch's per-op overhead differs: a cuBLAS GEMM or SDPA call costs more
-        than an add); graph replay: ``graph_dispatch_s`` per kernel."""
+        than an add) and ``framework.eager_python_call_s`` per call (kernel or view) for the
+        model's own Python around it; graph replay: ``graph_dispatch_s`` per kernel."""
         t = super().host_seconds(op)
-        if self.mode == "eager" and op.kind.value not in self.spec.framework.eager_op_s:
+        fw = self.spec.framework
+        if self.mode == "eager" and op.kind.value not in fw.eager_op_s:
+            calls = fw.calls(op.kind.value, op.attr("fn"))
             t += self.spec.kernels.eager_dispatch_extra_s.get(op.kind.value, 0.0)
+            t += (calls.kernels + calls.host_calls) * fw.eager_python_call_s
         return t
