@@ -74,8 +74,12 @@ _REGISTRY: dict[str, type[Device]] = {}
 
 
 def device_class(kind: str) -> type[Device]:
-    import llmsim.devices  # noqa: F401  (discovers every device module)
+    from llmsim.devices import discover
 
+    if kind not in _REGISTRY:
+        discover(kind)  # the kind's own module
+    if kind not in _REGISTRY:
+        discover()  # every module
     try:
         return _REGISTRY[kind]
     except KeyError:

@@ -17,34 +17,18 @@ holds one input vector (2 KB = 1,024 BF16), so the banks cannot batch tokens.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import replace
 
-import numpy as np
-
 from llmsim.config.base import DType
-from llmsim.config.memory import DramSpec
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
-from llmsim.devices.pim_map import Geometry, Program, context_programs, mac_requests, score_programs, vmm_programs
+from llmsim.devices.pim_dram import _attention_banks, _kv_write_stats, _program_stats, _run_programs  # noqa: F401
+from llmsim.devices.pim_map import Geometry, Program, vmm_programs
 from llmsim.errors import ConfigError, UnsupportedOpError
 from llmsim.graph.ops import Op, OpKind
-from llmsim.memory import DramModel, DramStats, Requests
+from llmsim.memory import DramModel, DramStats
 
 TOKEN_ID_BYTES = 4  # one int32 token id per sequence from the host
-
-
-@functools.lru_cache(maxsize=4096)
-def _program_stats(spec: DramSpec, rows: tuple[int, ...]) -> DramStats:
-    """Every DRAM command of one channel program (cached per memory spec and row sequence)."""
-    op, row = mac_requests(rows, spec.rows)
-    zeros = np.zeros(len(op), np.int64)
-    return DramModel(spec).run(Requests(op, zeros, zeros, zeros, row))
-
-
-def _scale(s: DramStats, k: int) -> DramStats:
-    return DramStats(s.cycles, s.seconds, s.bytes * k, {n: v * k for n, v in s.commands.items()}, s.row_hits * k,
-                     s.row_misses * k, {n: v * k for n, v in s.energy_j.items()})
 
 
 def _flow(bank: list[float], asic: list[float]) -> float:
@@ -196,18 +180,7 @@ class Pim(Device):
     # ---- the banks ---------------------------------------------------------------------------
     def run_programs(self, progs: list[Program], dtype: DType, out_bytes: float) -> tuple[float, DramStats, float]:
         """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
-        groups: dict[tuple, list] = {}
-        for p in progs:
-            groups.setdefault(p.key(), [p, 0])[1] += 1
-        worst, total, bus = 0.0, None, 0.0
-        for p, k in groups.values():
-            s = _program_stats(self.mem, tuple(p.rows)) if p.rows else None
-            nbytes = p.gb_elems * dtype.bytes + p.out_elems * out_bytes
-            worst = max(worst, (s.seconds if s else 0.0) + nbytes / self.mem.channel_bandwidth_bytes_per_s)
-            bus += k * nbytes
-            if s:
-                total = _scale(s, k) if total is None else total + _scale(s, k)
-        return worst, total, bus
+        return _run_programs(self.mem, progs, dtype, out_bytes)
 
     def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType) -> Cost:
         """Energy, bytes and command counts of bank-side work lasting ``seconds``."""
@@ -263,14 +236,16 @@ class Pim(Device):
         progs = [Program() for _ in range(g.channels)]
         adds = vmm_programs(K, N, g, progs)
         one = progs[0].passes
-        for _ in range(M - 1):
-            vmm_programs(K, N, g, progs)
+        for p in progs:  # M tokens, one after the other: the one-token program M times
+            p.rows *= M
+            p.gb_elems, p.out_elems, p.passes = p.gb_elems * M, p.out_elems * M, p.passes * M
         t_bank, stats, bus = self.run_programs(progs, op.dtype, op.dtype.bytes)
         bank = self._dram_cost(t_bank, stats, bus, op.flops, wdt)
         # chunks = (token, K-tile); tile i > 0 adds N partial sums, the last tile also the bias
         bias = N if op.attr("bias") else 0
         per_chunk = [(N if i else 0) + (bias if i == one - 1 else 0) for i in range(one)] * M
-        t_add = [self._reduce(a, op.dtype)[0] for a in per_chunk]
+        t_of = {a: self._reduce(a, op.dtype)[0] for a in set(per_chunk)}
+        t_add = [t_of[a] for a in per_chunk]
         t_total = _flow([t_bank / len(per_chunk)] * len(per_chunk), t_add)
         _, red = self._reduce(adds * M + bias * M, op.dtype)
         tail = t_total - t_bank
@@ -287,12 +262,7 @@ class Pim(Device):
             for i in range(Sq):
                 skv = Skv - Sq + i + 1 if op.attr("causal") else Skv
                 if skv not in parts:
-                    ps = [Program() for _ in range(g.channels)]
-                    score_programs(H, skv, D, g, ps)
-                    pc = [Program() for _ in range(g.channels)]
-                    adds = context_programs(H, skv, D, g, pc)
-                    ts, ss, bs = self.run_programs(ps, op.dtype, op.dtype.bytes)
-                    tc, sc, bc = self.run_programs(pc, op.dtype, op.dtype.bytes)
+                    (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(self.mem, g, H, skv, D, op.dtype)
                     sm = self._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes)
                     tr, red = self._reduce(adds, op.dtype)
                     flops = 4.0 * H * skv * D
@@ -323,21 +293,8 @@ class Pim(Device):
     def _kv_write(self, op: Op) -> Cost:
         """K appended to its reserved row (row-major, contiguous bursts); V column-major: every
         element to its own reserved row, one masked burst each (docs/pim.md)."""
-        rows, width = op.dim("rows"), op.dim("width")
-        g, m = self.geometry(op.kv_dtype or op.dtype), self.mem
-        kb = g.bursts(width)
-        v = np.arange(width, dtype=np.int64)
-        ch, bank, vrow = v % m.channels, (v // m.channels) % m.banks, v // (m.channels * m.banks)
-        parts = []
-        for r in range(rows):
-            kr = np.arange(kb, dtype=np.int64)
-            parts.append((kr % m.channels, np.zeros(kb, np.int64), (r + kr // (m.channels * g.row_elems)) % m.rows))
-            parts.append((ch, bank, (1 + rows + vrow) % m.rows))
-        c = np.concatenate([p[0] for p in parts])
-        b = np.concatenate([p[1] for p in parts])
-        rw = np.concatenate([p[2] for p in parts])
-        s = DramModel(m).run(Requests(np.ones(len(c), np.int64), c, b // m.banks_per_group % m.bank_groups,
-                                      b % m.banks_per_group, rw))
+        g = self.geometry(op.kv_dtype or op.dtype)
+        s = _kv_write_stats(self.mem, op.dim("rows"), op.dim("width"), g.bursts(op.dim("width")), g.row_elems)
         return self._dram_cost(s.seconds, s, 0.0, 0.0, op.kv_dtype or op.dtype)
 
     def _embedding(self, op: Op) -> Cost:

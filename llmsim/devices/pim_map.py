@@ -115,9 +115,9 @@ def score_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program]) 
     hpr = max(1, g.row_elems // g.pad(D))
     if g.pad(D) > g.row_elems or D > g.gb_elems:
         raise ConfigError(f"attention head dim {D} wider than a DRAM row / global buffer")
+    busiest, total = spread(Skv, g)
     for h0 in range(0, H, hpr):
         hg = min(hpr, H - h0)
-        busiest, total = spread(Skv, g)
         for c, p in enumerate(progs):
             p.add_pass(int(busiest[c]), hg * g.bursts(D), 1, hg * D, int(total[c]) * hg)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Device, Fidelity, build_device
 from llmsim.engine.result import SimResult, StepResult
 from llmsim.engine.simulate import long_run_gc, simulate_step, step_done
-from llmsim.graph.lower import lower_decode, lower_prefill, phase_steps
+from llmsim.graph.lower import decode_contexts, lower_decode, lower_prefill
 
 __all__ = ["SimResult", "StepResult", "make_device", "resolved_config", "simulate", "simulate_step"]
 
@@ -37,17 +38,70 @@ def make_device(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelit
 
 
 def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity = "cycle",
-             progress: Callable[[int, int], None] | None = None) -> SimResult:
-    """Prefill then ``gen - 1`` decode steps; each step is its own event-driven simulation."""
+             progress: Callable[[int, int], None] | None = None, exact: bool = False) -> SimResult:
+    """Prefill then ``gen - 1`` decode steps.
+
+    The decode steps go through the bulk path (:mod:`llmsim.engine.bulk`: one lowered template,
+    replayed schedules) when its preconditions hold; ``exact=True``, or a failed precondition,
+    lowers and simulates every step on its own (the reference the bulk path is tested against)."""
     dev = make_device(hw, model, scenario, fidelity)
     steps = []
     with long_run_gc():
-        for i, g in enumerate(phase_steps(model, scenario)):
-            steps.append(simulate_step(g, dev))
+        if exact:
+            steps.append(simulate_step(lower_prefill(model, scenario), dev))
+        else:
+            from llmsim.engine.bulk import simulate_graph
+
+            steps.append(simulate_graph(_prefill_template(model, scenario), dev))
+        step_done()
+        if progress:
+            progress(1, scenario.gen)
+        todo = decode_contexts(model, scenario)
+        bulk = None if exact else _bulk_decode(model, scenario, dev, todo)
+        if bulk is not None:
+            steps.extend(bulk)
             step_done()
             if progress:
-                progress(i + 1, scenario.gen)
+                progress(scenario.gen, scenario.gen)
+        else:
+            for k, ctx in todo:
+                steps.append(simulate_step(lower_decode(model, scenario, context=ctx, step=k), dev))
+                step_done()
+                if progress:
+                    progress(k + 1, scenario.gen)
     return SimResult(tuple(steps), resolved_config(hw, model, scenario, fidelity), scenario.batch * scenario.gen)
+
+
+# Step graphs depend on the model and the scenario, never on the hardware: a sweep over hardware
+# lowers them once per worker. The engine never mutates a graph, so sharing one is safe.
+@functools.lru_cache(maxsize=8)
+def _prefill_template(model: ModelSpec, scenario: Scenario):
+    from llmsim.engine.template import StepTemplate
+
+    g = lower_prefill(model, scenario)
+    return StepTemplate(g, g.graph["seq_len"], [], [])
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_template(model: ModelSpec, scenario: Scenario, first: int, last: int):
+    from llmsim.engine.template import build_template
+
+    return build_template(lambda c: lower_decode(model, scenario, context=c), first, last)
+
+
+def _bulk_decode(model: ModelSpec, scenario: Scenario, dev: Device, todo: list[tuple[int, int]]
+                 ) -> list[StepResult] | None:
+    from llmsim.engine.bulk import simulate_decode
+
+    if len(todo) < 3:
+        return None
+    ctxs = [c for _, c in todo]
+    if ctxs != list(range(ctxs[0], ctxs[0] + len(ctxs))):
+        return None
+    tpl = _decode_template(model, scenario, ctxs[0], ctxs[-1])
+    if tpl is None:
+        return None
+    return simulate_decode(tpl, dev, ctxs, [k for k, _ in todo])
 
 
 def simulate_one_step(hw: Any, model: ModelSpec, scenario: Scenario, phase: str, batch: int,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -43,6 +44,57 @@ class OpRecord:
     attributed_s: float = 0.0
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(OpRecord))
+
+
+def _record_dict(r: OpRecord) -> dict[str, Any]:
+    """``dataclasses.asdict(r)`` without its generic deep copy (the records' leaves are floats,
+    strings and flat dicts)."""
+    d = {k: getattr(r, k) for k in _RECORD_FIELDS}
+    d["segments"] = tuple({"unit": x.unit, "start": x.start, "end": x.end, "issue": x.issue} for x in r.segments)
+    for k in ("bytes_by_level", "energy_j", "stats", "shape"):
+        d[k] = dict(d[k])
+    return d
+
+
+def op_class(name: str, kind: str) -> str:
+    """An op's class: its kind and role without the layer (``matmul ffn.up``)."""
+    parts = name.split(".")
+    role = ".".join(parts[2:]) if len(parts) > 2 and parts[1].startswith("L") else ".".join(parts[1:])
+    return f"{kind} {role or name}"
+
+
+class LazyRecords(Sequence):
+    """A step's op records, built on first access (the engine's replayed steps keep the
+    aggregates and build the per-op trace only when a reader asks for it)."""
+
+    def __init__(self, build: Callable[[], list[OpRecord]], n: int):
+        self._build: Callable[[], list[OpRecord]] | None = build
+        self._items: tuple[OpRecord, ...] = ()
+        self._n = n
+
+    def _get(self) -> tuple[OpRecord, ...]:
+        if self._build is not None:
+            self._items = tuple(self._build())
+            self._build = None
+        return self._items
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        return self._get()[i]
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __reduce__(self):  # pickles as the built tuple (the builder is a closure)
+        return tuple, (self._get(),)
+
+
 def _sum_into(acc: dict[str, float], d: dict[str, float], scale: float = 1.0) -> None:
     for k, v in d.items():
         acc[k] = acc.get(k, 0.0) + v * scale
@@ -64,7 +116,8 @@ class StepResult:
     bytes_by_level: dict[str, float]
     flops: float
     stats: dict[str, float]
-    records: tuple[OpRecord, ...] = field(repr=False, default=())
+    records: Sequence[OpRecord] = field(repr=False, default=())
+    time_by_op_class_s: dict[str, float] = field(repr=False, default_factory=dict)
 
     @classmethod
     def build(cls, *, phase: str, step: int, batch: int, seq_len: int | None, context_len: int | None,
@@ -78,8 +131,10 @@ class StepResult:
         by_unit: dict[str, float] = defaultdict(float)
         bytes_lvl: dict[str, float] = {}
         stats: dict[str, float] = {}
+        by_class: dict[str, float] = defaultdict(float)
         for r in records:
             a = r.attributed_s
+            by_class[op_class(r.name, r.kind)] += a
             _sum_into(energy, r.energy_j)
             _sum_into(bytes_lvl, r.bytes_by_level)
             _sum_into(stats, r.stats)
@@ -96,6 +151,7 @@ class StepResult:
             energy_j=sum(energy.values()), energy_breakdown_j=energy, latency_breakdown_s=dict(by_kind),
             latency_by_layer_s=dict(by_layer), busy_by_unit_s=dict(by_unit), bytes_by_level=bytes_lvl,
             flops=sum(r.flops for r in records), stats=stats, records=tuple(records),
+            time_by_op_class_s=dict(by_class),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -112,7 +168,7 @@ class StepResult:
             "bytes_by_level": self.bytes_by_level, "flops": self.flops, "stats": self.stats,
         }
         if trace:
-            d["trace"] = [asdict(r) for r in self.records]
+            d["trace"] = [_record_dict(r) for r in self.records]
         return d
 
 
@@ -157,10 +213,7 @@ class SimResult:
         """Op *classes* (kind + role, e.g. ``matmul ffn.up``) by attributed time over the run."""
         acc: dict[str, float] = defaultdict(float)
         for s in self.steps:
-            for r in s.records:
-                parts = r.name.split(".")
-                role = ".".join(parts[2:]) if len(parts) > 2 and parts[1].startswith("L") else ".".join(parts[1:])
-                acc[f"{r.kind} {role or r.name}"] += r.attributed_s
+            _sum_into(acc, s.time_by_op_class_s)
         return sorted(acc.items(), key=lambda kv: -kv[1])[:n]
 
     def to_dict(self, trace_steps: str = "representative") -> dict[str, Any]:

@@ -99,8 +99,11 @@ def _cuts(order: list[str], graph: nx.DiGraph) -> list[int]:
 
 
 def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
-                 units_cap: dict[str, int]) -> tuple[float, list[list[Segment]]]:
-    """Simulate ops ``nodes`` (topological order) from time 0; predecessors outside are done."""
+                 units_cap: dict[str, int], grants: list[tuple[int, int]] | None = None
+                 ) -> tuple[float, list[list[Segment]]]:
+    """Simulate ops ``nodes`` (topological order) from time 0; predecessors outside are done.
+    ``grants``, when given, receives (op index, phase index) in the order units were granted
+    (the schedule :mod:`llmsim.engine.replay` replays)."""
     env = simpy.Environment()
     units = {name: simpy.Resource(env, capacity=cap) for name, cap in units_cap.items()}
     inside = set(nodes)
@@ -108,9 +111,13 @@ def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
     done = {v: env.event() for v in nodes}
     segments: dict[str, list[Segment]] = {v: [] for v in nodes}
 
-    def run_phase(name: str, phase):
+    index = {v: i for i, v in enumerate(nodes)}
+
+    def run_phase(name: str, j: int, phase):
         with units[phase.unit].request() as req:
             yield req
+            if grants is not None:
+                grants.append((index[name], j))
             t0 = env.now
             yield env.timeout(phase.seconds)
             segments[name].append(Segment(phase.unit, t0, env.now, phase.issue))
@@ -125,13 +132,13 @@ def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
         if any_issue:  # without issue phases anywhere, "issued" is implied by "done"
             if preds:
                 yield env.all_of([issued[p] for p in preds]) if len(preds) > 1 else issued[preds[0]]
-            for ph in phases[:n_issue]:
-                yield from run_phase(name, ph)
+            for j in range(n_issue):
+                yield from run_phase(name, j, phases[j])
             issued[name].succeed()
         if preds:
             yield env.all_of([done[p] for p in preds]) if len(preds) > 1 else done[preds[0]]
-        for ph in phases[n_issue:]:
-            yield from run_phase(name, ph)
+        for j in range(n_issue, len(phases)):
+            yield from run_phase(name, j, phases[j])
         done[name].succeed()
 
     for v in nodes:

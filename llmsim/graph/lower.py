@@ -178,9 +178,14 @@ def lower_decode(model: ModelSpec, sc: Scenario, context: int, batch: int | None
     return b.g
 
 
+def decode_contexts(model: ModelSpec, sc: Scenario) -> list[tuple[int, int]]:
+    """(step, context) of every decode step of a generation: steps 1 .. gen − 1."""
+    first_ctx = 1 if model.arch == "encoder-decoder" else sc.prompt
+    return [(k, first_ctx + k) for k in range(1, sc.gen)]
+
+
 def phase_steps(model: ModelSpec, sc: Scenario):
     """Yield every step graph of a generation: prefill, then decode steps 1 .. gen − 1."""
     yield lower_prefill(model, sc)
-    first_ctx = 1 if model.arch == "encoder-decoder" else sc.prompt
-    for k in range(1, sc.gen):
-        yield lower_decode(model, sc, context=first_ctx + k, step=k)
+    for k, ctx in decode_contexts(model, sc):
+        yield lower_decode(model, sc, context=ctx, step=k)
