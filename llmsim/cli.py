@@ -14,6 +14,10 @@ import click
 from llmsim.errors import LlmsimError
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 class _Group(click.Group):
     """Turn user errors into one line on stderr and exit code 2 — never a traceback."""
 
@@ -58,12 +62,20 @@ def _common(f):
     return f
 
 
-def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dict[str, Any], dtype: str | None):
+def _specs(hw: str, model_name: str, sets: tuple[str, ...], scenario_fields: dict[str, Any], dtype: str | None,
+           quant: str | None = None):
     from llmsim.config.loader import load_hardware, load_model, make_scenario, split_overrides
 
     routed = split_overrides(sets)
     if dtype is not None:
         scenario_fields = scenario_fields | {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}
+    if quant is not None:
+        from llmsim.config.quant import quant_fields
+
+        if dtype is not None:
+            raise LlmsimError(f"--quant {quant} and --dtype {dtype} both set the weight format: use one "
+                              "(--set scenario.act_dtype=... changes the activations under --quant)")
+        scenario_fields = scenario_fields | quant_fields(quant)
     return (load_hardware(hw, routed["hw"]), load_model(model_name, routed["model"]),
             make_scenario(scenario_fields, routed["scenario"]))
 
@@ -86,6 +98,9 @@ def _fmt_j(j: float) -> str:
 @click.version_option(package_name="llmsim")
 def main() -> None:
     """llmsim: a hardware simulator and cost model for LLM inference."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
 
 
 @main.command()
@@ -94,12 +109,32 @@ def main() -> None:
 @click.option("--prompt", type=int, default=None, help="prompt tokens")
 @click.option("--gen", type=int, default=None, help="generated tokens")
 @click.option("--report", "report_out", default=None, metavar="OUT.html", help="also write an HTML report")
-def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out):
+@click.option("--quant", default=None, metavar="SCHEME",
+              help="w16a16, w8a16, w4a16, w8a8 or fp8 (parts: --set scenario.group_size=64, scenario.kv_dtype=fp8)")
+@click.option("--speculative", default=None, metavar="SPEC",
+              help="speculative decoding: draft=MODEL,k=K,accept=A or heads=N,k=K,accept=A[,tree=W]")
+@click.option("--exit", "exit_spec", default=None, metavar="SCHEDULE",
+              help="early exit: depth=L, min=A,max=B (SkipDecode) or dist=L1:p1/L2:p2")
+@click.option("--prompts", default=None, metavar="LENS|FILE",
+              help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
+def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
+        exit_spec, prompts):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
 
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
-                                dtype)
+                                dtype, quant)
+    chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
+    if len(chosen) > 1:
+        raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
+    if chosen and report_out:
+        raise LlmsimError(f"--report is not available with {chosen[0]} yet (its --json holds the comparison)")
+    if prompts is not None:
+        return _run_ragged(hw_spec, model, sc, fidelity, prompts, batch, prompt, json_out)
+    if speculative is not None:
+        return _run_speculative(hw_spec, model, sc, fidelity, speculative, json_out)
+    if exit_spec is not None:
+        return _run_exit(hw_spec, model, sc, fidelity, exit_spec, json_out)
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
@@ -114,6 +149,70 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
         _report(d, report_out)
 
 
+def _run_speculative(hw_spec, model, sc, fidelity: str, text: str, json_out: str | None) -> None:
+    from llmsim.config.loader import load_model
+    from llmsim.engine.speculative import parse_speculative, simulate_speculative
+
+    spec = parse_speculative(text)
+    draft = load_model(spec.draft) if spec.draft else None
+    r = simulate_speculative(hw_spec, model, sc, spec, draft=draft, fidelity=fidelity)
+    tree = f", tree {spec.tree}" if spec.tree > 1 else ""
+    by = f"draft {draft.name}" if draft else f"{spec.heads} Medusa heads{tree}"
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+               f"gen {sc.gen}; speculative: {by}, k {spec.k}, acceptance {spec.accept:g}")
+    click.echo(f"  tokens/iteration {r.tokens_per_iteration:.3f}  ({r.iterations:.2f} iterations for {sc.gen - 1} "
+               "decode tokens)")
+    click.echo(f"  iteration       {_fmt_s(r.draft_s_per_iteration)} drafting + {_fmt_s(r.verify_s_per_iteration)} "
+               f"verifying {spec.verify_tokens} tokens")
+    click.echo(f"  TTFT            {_fmt_s(r.ttft_s)}")
+    click.echo(f"  TPOT            {_fmt_s(r.tpot_s)} effective  (plain decoding {_fmt_s(r.baseline_tpot_s)}: "
+               f"speed-up {r.speedup:.2f}x)")
+    click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (plain {_fmt_j(r.baseline_energy_per_token_j)})")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+def _run_ragged(hw_spec, model, sc, fidelity: str, text: str, batch, prompt, json_out: str | None) -> None:
+    from llmsim.engine.ragged import parse_prompts, simulate_ragged
+
+    lens = parse_prompts(text)
+    if batch is not None and batch != len(lens):
+        raise LlmsimError(f"--batch {batch} disagrees with --prompts ({len(lens)} lengths): give one")
+    if prompt is not None:
+        raise LlmsimError("--prompt and --prompts both give the prompt length: use one")
+    r = simulate_ragged(hw_spec, model, sc, lens, fidelity=fidelity)
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — {len(lens)} requests, prompts "
+               f"{min(lens)}..{max(lens)} (mean {sum(lens) / len(lens):.1f}), gen {sc.gen}")
+    for label, s in (("padded", r.padded), ("packed", r.packed)):
+        click.echo(f"  {label:<8} TTFT {_fmt_s(s.ttft_s):>12}  TPOT {_fmt_s(s.tpot_s):>12}  total "
+                   f"{_fmt_s(s.total_s):>12}  energy {_fmt_j(s.energy_j)}")
+    click.echo(f"  padding waste   {100 * r.padding_token_fraction:.1f}% of prompt tokens, "
+               f"{100 * r.padding_time_fraction:.1f}% of the padded time")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
+def _run_exit(hw_spec, model, sc, fidelity: str, text: str, json_out: str | None) -> None:
+    from llmsim.engine.early_exit import parse_exit, simulate_early_exit
+
+    r = simulate_early_exit(hw_spec, model, sc, parse_exit(text), fidelity=fidelity)
+    click.echo(f"{model.name} on {hw_spec.name} ({hw_spec.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
+               f"gen {sc.gen}; early exit {text}")
+    first, last = r.layers_run[0], r.layers_run[-1]
+    click.echo(f"  layers run      {r.mean_layers:.2f} of {model.n_layers} on average (first decode step "
+               f"{first:.2f}, last {last:.2f}); skipped layers still write K and V")
+    click.echo(f"  TTFT            {_fmt_s(r.ttft_s)}")
+    click.echo(f"  TPOT            {_fmt_s(r.tpot_s)}  (every layer {_fmt_s(r.baseline_tpot_s)}: "
+               f"speed-up {r.speedup:.2f}x)")
+    click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (every layer "
+               f"{_fmt_j(r.baseline_energy_per_token_j)})")
+    if json_out:
+        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+
+
 def _report(d: dict, out: str) -> None:
     try:
         from llmsim.report import write_report
@@ -124,8 +223,10 @@ def _report(d: dict, out: str) -> None:
 
 
 def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
+    q = f" (group {sc.group_size or 'per column'})" if sc.weights_quantised else ""
+    gemm = f", GEMMs {sc.matmul_dtype.value}" if sc.matmul_dtype != sc.act_dtype else ""
     click.echo(f"{model.name} on {hw.name} ({hw.kind}, {fidelity}) — batch {sc.batch}, prompt {sc.prompt}, "
-               f"gen {sc.gen}, weights {sc.weight_dtype.value}, mode {sc.mode}")
+               f"gen {sc.gen}, weights {sc.weight_dtype.value}{q}{gemm}, KV {sc.kv_dtype.value}, mode {sc.mode}")
     click.echo(f"  TTFT            {_fmt_s(d['ttft_s'])}")
     click.echo(f"  TPOT            {_fmt_s(d['tpot_s'])}")
     click.echo(f"  total           {_fmt_s(d['total_s'])}  ({d['tokens_per_s']:.1f} tokens/s)")
@@ -158,7 +259,8 @@ def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
 @click.option("--seq", type=int, default=None, help="prompt tokens (prefill)")
 @click.option("--context", type=int, default=None, help="keys attended, the new token included (decode)")
 @click.option("--prompt", type=int, default=None, help="encoder length for encoder-decoder decode steps")
-def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt):
+@click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
+def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
     from llmsim.engine import simulate_one_step
 
@@ -167,7 +269,7 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     if phase == "decode" and context is None:
         raise LlmsimError("--phase decode needs --context C")
     fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
-    hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype)
+    hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
     d = res.to_dict(trace=True) | {"config": cfg}
     click.echo(f"{model.name} {phase} step on {hw_spec.name}: latency {_fmt_s(res.latency_s)}, "

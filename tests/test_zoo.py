@@ -16,6 +16,20 @@ HF_COUNTS = {
     "tinyllama-1.1b": 1_100_048_384,
     "flan-t5-small": 76_961_152,
     "flan-t5-base": 247_577_856,
+    # transformers 5.24: AutoModelForCausalLM.from_config(cfg) on the meta device, sum of numel(), with each
+    # checkpoint's config.json values (below in HF_CONFIGS); equal to the counts the model cards publish
+    "llama-2-7b": 6_738_415_616,
+    "llama-2-13b": 13_015_864_320,
+    "llama-2-70b": 68_976_648_192,
+    "llama-3-8b": 8_030_261_248,
+    "llama-3-70b": 70_553_706_496,
+    "llama-68m": 68_030_208,
+    "mistral-7b": 7_241_732_096,
+    "mixtral-8x7b": 46_702_792_704,
+    "qwen2-7b": 7_615_616_512,
+    "phi-3-mini": 3_821_079_552,
+    "opt-6.7b": 6_658_473_984,
+    "olmoe-1b-7b": 6_919_161_856,
 }
 
 

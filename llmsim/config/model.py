@@ -58,6 +58,11 @@ class ModelSpec(Spec):
     embed_dim: int | None = Field(default=None, gt=0, description="token-embedding width if != d_model (OPT-350m)")
     tied_embeddings: bool = True
     bias: bool = True
+    qkv_bias: bool | None = Field(default=None, description="bias on the Q/K/V projections only (Qwen2: true "
+                                  "while bias is false); None: same as bias")
+    qk_norm: bool = Field(default=False, description="a norm over the q and k projections (OLMoE)")
+    sliding_window: int | None = Field(default=None, gt=0, description="keys a query attends to at most, itself "
+                                       "included (Mistral's sliding-window attention); None: the whole context")
     moe: MoESpec | None = None
 
     @model_validator(mode="after")
@@ -99,6 +104,10 @@ class ModelSpec(Spec):
         return self.ffn in ("swiglu", "gated_gelu")
 
     @property
+    def has_qkv_bias(self) -> bool:
+        return self.bias if self.qkv_bias is None else self.qkv_bias
+
+    @property
     def experts(self) -> int:
         return self.moe.experts if self.moe else 1
 
@@ -109,8 +118,12 @@ class ModelSpec(Spec):
 
     def attention_params(self) -> int:
         w = self.d_model * (self.q_dim + 2 * self.kv_dim) + self.q_dim * self.d_model
-        b = (self.q_dim + 2 * self.kv_dim + self.d_model) if self.bias else 0
-        return w + b
+        b = (self.q_dim + 2 * self.kv_dim if self.has_qkv_bias else 0) + (self.d_model if self.bias else 0)
+        return w + b + self.qk_norm_params()
+
+    def qk_norm_params(self) -> int:
+        """The q and k norms' parameters (one scale per element, + shift for LayerNorm)."""
+        return (2 if self.norm == "layernorm" else 1) * (self.q_dim + self.kv_dim) if self.qk_norm else 0
 
     def ffn_params(self) -> int:
         """All experts' FFN weights (+ the router for MoE)."""
@@ -145,6 +158,31 @@ class ModelSpec(Spec):
         if n_final:
             p["final_norm"] = n_final * self.norm_params()
         return p
+
+    def gemm_shapes(self) -> list[tuple[int, int, int]]:
+        """Every GEMM weight matrix as (K, N, how many): what quantisation applies to."""
+        d, q, kv, E = self.d_model, self.q_dim, self.kv_dim, self.experts
+        attn = [(d, q + 2 * kv, 1), (q, d, 1)]
+        cross = [(d, q, 1), (d, 2 * kv, 1), (q, d, 1)] if self.arch == "encoder-decoder" else []
+        ffn = [(d, self.d_ff, E * (2 if self.is_gated else 1)), (self.d_ff, d, E)]
+        if self.moe:
+            ffn.append((d, self.moe.experts, 1))
+        out = [(k, n, c * self.n_layers) for k, n, c in attn + cross + ffn]
+        out += [(k, n, c * self.n_encoder_layers) for k, n, c in attn + ffn if self.n_encoder_layers]
+        if self.d_embed != d:
+            out += [(self.d_embed, d, 1), (d, self.d_embed, 1)]
+        if not self.tied_embeddings:
+            out.append((self.d_embed, self.vocab_size, 1))
+        return out
+
+    def unquantised_params(self) -> int:
+        """Parameters outside the GEMM weights: embedding tables and norm scales (kept at the activation
+        dtype when the GEMM weights are quantised)."""
+        emb = self.embedding_params()
+        tables = emb["tok_embed"] + emb.get("pos_embed", 0) + emb.get("rel_bias", 0)
+        per_layer = (3 if self.arch == "encoder-decoder" else 2) * self.norm_params() + self.qk_norm_params()
+        enc = self.n_encoder_layers * (2 * self.norm_params() + self.qk_norm_params())
+        return tables + self.n_layers * per_layer + enc + emb.get("final_norm", 0)
 
     def parameter_count(self) -> int:
         """Exact parameter count (what ``sum(p.numel() for p in model.parameters())`` gives in HF)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from llmsim.config.base import DType
+from llmsim.devices.quant import add_quant_work, quant_plan
 from llmsim.errors import ConfigError, UnsupportedOpError
 from llmsim.graph.ops import Op, OpKind
 
@@ -98,6 +99,8 @@ class Device:
     kind: ClassVar[str] = ""
     cycle_level: ClassVar[bool] = False
     units: ClassVar[dict[str, int]] = {"device": 1}
+    # compute unit -> the compute unit that (de)quantises its operands (None: nothing can; see devices/quant.py)
+    dequant_unit: ClassVar[dict[str, str | None]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -221,9 +224,13 @@ class Device:
         if hit is not None:
             return hit
         if not self.supports(op):
+            cu = self.compute_unit_for(op)
+            has = ", ".join(d.value for d in self.spec.compute_units()[cu].flops_per_cycle)
             raise UnsupportedOpError(f"op {op.name} ({op.kind.value}, {op.dtype.value}) is not supported by "
-                                     f"{self.spec.name}")
+                                     f"{self.spec.name}: its '{cu}' unit has no {op.dtype.value} path ({has})")
+        plan = quant_plan(self, op)  # refuses first when no unit can (de)quantise the op's formats
         c = self.bound(op) if self.fidelity == "analytic" else self.cycle_cost(op)
+        c = add_quant_work(self, op, c, plan)
         fw = self.spec.framework
         # the fixed device-side cost of every kernel the op launches
         k = fw.kernel_overhead_s * fw.calls(op.kind.value, op.attr("fn")).kernels

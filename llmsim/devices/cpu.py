@@ -39,6 +39,7 @@ class Cpu(Device):
     kind = "cpu"
     cycle_level = True
     units = {"host": 1, "cores": 1}
+    dequant_unit = {"cores": "cores"}  # SIMD on the same cores, before the FMAs
 
     def __init__(self, spec: CpuSpec, fidelity="cycle", mode: str = "graph"):
         super().__init__(spec, fidelity=fidelity, mode=mode)

@@ -63,6 +63,7 @@ class Gpu(Device):
     kind = "gpu"
     cycle_level = True
     units = {"host": 1, "gpu": 1}
+    dequant_unit = {"tensor": "vector", "vector": "vector"}  # CUDA cores convert operands
 
     def __init__(self, spec, fidelity="cycle", mode="graph"):
         super().__init__(spec, fidelity=fidelity, mode=mode)
@@ -133,7 +134,7 @@ class Gpu(Device):
     def _gemm(self, op: Op) -> _Kernel:
         ks = self.spec.kernels
         M, K, N, E = op.dim("M"), op.dim("K"), op.dim("N"), op.dim("experts")
-        rows = math.ceil(M / E)
+        rows = max(math.ceil(M / E), op.attr("expert_rows", 0))  # MoE: the busiest expert's rows
         a_el = op.dtype.bytes
         b_el = (op.weight_dtype or op.dtype).bytes
         aligned = (K * a_el) % ks.alignment_bytes == 0 and (N * b_el) % ks.alignment_bytes == 0
@@ -193,6 +194,8 @@ class Gpu(Device):
         rate_cta = self._sm_peak("tensor", op) * at.efficiency_for(D) / at.ctas_per_sm
         per_pair = op.flops / op.attr("pairs") / (B * H)  # 4·D + softmax FLOPs per (query, key)
         kv_el = (op.kv_dtype or op.dtype).bytes
+        if Sq > 1 and op.attr("varlen"):
+            return self._flash_varlen(op, H, D, per_pair, rate_cta, dram, t_dram)
         if Sq > 1 or at.decode == "flash":
             return self._flash(op, B, H, Sq, Skv, D, per_pair, rate_cta, dram, t_dram)
         # decode, split context: CTA per (batch, KV head, chunk); pick the split that is fastest
@@ -253,6 +256,34 @@ class Gpu(Device):
                 l2 / self._l2.bandwidth_bytes_per_s) + self._latency_s(self.spec.kernels.gemm_latency_rounds)
         return _Kernel(t, t_comp, dram, l2, smem_bytes=l2, tensor_flops=total * per_pair * bq * at.block_kv,
                        stats={"ctas": B * H * nq, "kv_blocks": total, "block_waves": units})
+
+    def _flash_varlen(self, op: Op, H: int, D: int, per_pair: float, rate_cta: float, dram: float,
+                      t_dram: float) -> _Kernel:
+        """FlashAttention-2's varlen forward: :meth:`_flash`'s causal mapping per sequence (attr
+        ``varlen``), every sequence's CTAs in one kernel: the makespan is the longer of the longest
+        CTA and the total block work spread over the SM slots."""
+        at = self.spec.kernels.attention
+        kv_el = (op.kv_dtype or op.dtype).bytes
+        longest = work = kv_reads = tflops = 0.0
+        n_blocks = ctas = 0
+        for sq, skv in op.attr("varlen"):
+            bq = min(at.block_q, sq)
+            nq, nk, past = math.ceil(sq / bq), math.ceil(skv / at.block_kv), skv - sq
+            blocks = [min(nk, math.ceil((past + min((i + 1) * bq, sq)) / at.block_kv)) for i in range(nq)]
+            t_block = per_pair * bq * at.block_kv / rate_cta
+            longest = max(longest, max(blocks) * t_block)
+            work += H * sum(blocks) * t_block
+            n_blocks += H * sum(blocks)
+            ctas += H * nq
+            kv_reads += H * sum(blocks) * 2.0 * at.block_kv * D * kv_el
+            tflops += H * sum(blocks) * per_pair * bq * at.block_kv
+        slots = self.n_sm * at.ctas_per_sm
+        t_comp = max(longest, math.ceil(n_blocks / slots) * work / n_blocks)
+        l2 = max(kv_reads + op.read.activation + op.write.total, op.bytes_total)
+        t = max(t_comp, self._stream_s(ctas, kv_reads / ctas, at.ctas_per_sm), t_dram,
+                l2 / self._l2.bandwidth_bytes_per_s)
+        return _Kernel(t, t_comp, dram, l2, smem_bytes=l2, tensor_flops=tflops,
+                       stats={"ctas": ctas, "kv_blocks": n_blocks, "varlen": len(op.attr("varlen"))})
 
     # ---- streaming kernels -------------------------------------------------------------------
     def _streaming(self, op: Op) -> _Kernel:

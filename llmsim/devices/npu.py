@@ -66,6 +66,7 @@ class Npu(Device):
     kind = "npu"
     cycle_level = True
     units = {"host": 1, "array": 1, "vector": 1}
+    dequant_unit = {"array": "vector", "vector": "vector"}  # the vector unit feeds the array
 
     def unit_for(self, op: Op) -> str:
         return "array" if is_matrix(op) else "vector"
@@ -143,7 +144,8 @@ class Npu(Device):
         M, K, N, E = (op.dim(d) for d in ("M", "K", "N", "experts"))
         a_b = op.dtype.bytes
         w_b = (op.weight_dtype or op.dtype).bytes if op.attr("weighted", True) else a_b
-        g, seconds = self._gemm(op, -(-M // E), N, K, E, a_b, w_b, "matmul")
+        rows = max(-(-M // E), op.attr("expert_rows", 0))  # MoE: the busiest expert's rows
+        g, seconds = self._gemm(op, rows, N, K, E, a_b, w_b, "matmul")
         bias_flops = op.flops - 2.0 * M * K * N
         c = self._gemm_cost(op, g, seconds, op.flops - bias_flops)
         if bias_flops > 0:  # bias added by the vector unit in the output path, after the array

@@ -46,6 +46,7 @@ class Pim(Device):
     kind = "pim"
     cycle_level = True
     units = {"banks": 1, "asic": 1, "link": 1}
+    dequant_unit = {"bank_mac": None, "asic": "asic"}  # bank MACs read weights and K/V in place
 
     def __init__(self, spec, fidelity="cycle", mode="graph"):
         super().__init__(spec, fidelity, mode)
@@ -137,6 +138,7 @@ class Pim(Device):
         gelu = 5 + 1 + exp + 1 + recip + 2 + 3  # u = c(x + a x^3); tanh u = 1 - 2/(e^2u + 1); x(1 + tanh)/2
         silu = exp + 1 + recip + 1  # x / (1 + e^-x)
         table = {"add": 1, "rope": 3, "relu": 1, "gelu": gelu, "gelu_mul": gelu + 1, "silu_mul": silu + 1,
+                 "silu": silu, "max": 1,
                  "softmax": 4 + exp, "layernorm": 8, "rmsnorm": 4, "reduce": 1}
         if fn not in table:
             raise UnsupportedOpError(f"{self.spec.name}: the ASIC has no '{fn}' routine")

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from llmsim.config.model import ModelSpec
+from llmsim.config.quant import stored_weight_bytes
 from llmsim.config.scenario import Scenario
 from llmsim.devices.base import Device, Fidelity, build_device
+from llmsim.devices.quant import refuse_unsupported
 from llmsim.engine.result import SimResult, StepResult
 from llmsim.engine.simulate import long_run_gc, simulate_step, step_done
 from llmsim.graph.lower import decode_contexts, lower_decode, lower_prefill
@@ -33,7 +35,8 @@ def make_device(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelit
     kv = scenario.batch * ctx * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
     if model.arch == "encoder-decoder":
         kv += scenario.batch * scenario.prompt * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
-    dev.check_fits(model.parameter_count() * scenario.weight_dtype.bytes, kv)
+    dev.check_fits(stored_weight_bytes(model, scenario), kv)
+    refuse_unsupported(dev, lower_decode(model, scenario, context=2, batch=1))  # every op kind, one line
     return dev
 
 

@@ -6,7 +6,8 @@ mutate them (analyses annotate the graph instead, as torch.fx passes write ``nod
 
 FLOP conventions (per element where not a matmul): a multiply-accumulate is 2 FLOPs;
 softmax 5 (max, subtract, exp, sum, divide); LayerNorm 7, RMSNorm 4; GELU (tanh form) 8,
-ReLU 1, SiLU·mul and GELU·mul (gated FFNs) 6; a residual add 1; RoPE 3 per element of q and k.
+ReLU 1, SiLU 5, a max-reduction pass 1, SiLU·mul and GELU·mul (gated FFNs) 6; a residual add 1;
+RoPE 3 per element of q and k.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ FLOPS_PER_ELEMENT = {
     "gelu": 8,
     "relu": 1,
     "silu_mul": 6,
+    "silu": 5,
+    "max": 1,
     "gelu_mul": 6,
     "add": 1,
     "rope": 3,

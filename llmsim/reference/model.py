@@ -77,7 +77,7 @@ class _Layer(nn.Module):
         super().__init__()
         self.m = m
         self.norm1, self.norm2 = _Norm(m.norm, m.d_model), _Norm(m.norm, m.d_model)
-        self.qkv = nn.Linear(m.d_model, m.q_dim + 2 * m.kv_dim, bias=m.bias)
+        self.qkv = nn.Linear(m.d_model, m.q_dim + 2 * m.kv_dim, bias=m.has_qkv_bias)
         self.out = nn.Linear(m.q_dim, m.d_model, bias=m.bias)
         # gated MLPs: separate gate and up projections, as in Hugging Face's Llama and llmsim's graph
         self.gate = nn.Linear(m.d_model, m.d_ff, bias=m.bias) if m.is_gated else None
@@ -179,6 +179,8 @@ class ReferenceModel(nn.Module):
             raise ConfigError(f"reference model: MoE ({spec.name}) is not supported")
         if spec.positions == "relative":
             raise ConfigError(f"reference model: relative positions ({spec.name}) are not supported")
+        if spec.qk_norm:
+            raise ConfigError(f"reference model: q/k norms ({spec.name}) are not supported")
         self.spec = spec
         self.tok = nn.Embedding(spec.vocab_size, spec.d_embed)
         self.pos = nn.Embedding(spec.max_positions + spec.position_offset, spec.d_model) \
@@ -208,6 +210,9 @@ class ReferenceModel(nn.Module):
         s = self.spec
         if max_len > s.max_positions and s.positions == "learned":
             raise ConfigError(f"reference: cache of {max_len} tokens exceeds {s.name}'s max_positions")
+        if s.sliding_window is not None and max_len > s.sliding_window:
+            raise ConfigError(f"reference: a cache of {max_len} tokens passes {s.name}'s sliding window "
+                              f"({s.sliding_window}), which the reference does not apply")
         p = next(self.parameters())
         return torch.zeros(s.n_layers, 2, batch, s.kv_heads, max_len, s.hd, dtype=dtype or p.dtype,
                            device=device or p.device)
