@@ -1,0 +1,65 @@
+"""Studies (llmsim study NAME) on reduced grids, and the PIM step-graph pipeline they rely on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from llmsim.cli import main
+from llmsim.config.loader import load_hardware, load_model, make_scenario
+from llmsim.devices.base import build_device
+from llmsim.engine import simulate_one_step
+from llmsim.engine.simulate import simulate_step
+from llmsim.graph.lower import lower_decode
+from llmsim.graph.ops import OpKind
+
+BF16 = {"weight_dtype": "bf16", "act_dtype": "bf16", "kv_dtype": "bf16"}
+
+
+def _pim_step(model: str, context: int = 64):
+    sc = make_scenario({"prompt": context, "gen": 2, **BF16})
+    return simulate_one_step(load_hardware("pim"), load_model(model), sc, "decode", 1, context=context)[0]
+
+
+def test_pim_asic_and_banks_overlap_in_a_gpt3_xl_step():
+    r = _pim_step("gpt3-xl")
+    b = r.busy_by_unit_s
+    assert b["asic"] + b["banks"] > r.latency_s * 1.02
+
+
+def test_pim_ffn_pipeline_keeps_weights_flops_and_never_slows_the_step():
+    sc = make_scenario({"prompt": 32, "gen": 2, **BF16})
+    g = lower_decode(load_model("gpt2"), sc, context=32)
+    dev = build_device(load_hardware("pim"))
+    p = dev.step_graph(g)
+    assert len(p) > len(g)
+    mm = lambda G: [G.nodes[v]["op"] for v in G if G.nodes[v]["op"].kind == OpKind.matmul]  # noqa: E731
+    assert sum(o.read.weight for o in mm(p)) == pytest.approx(sum(o.read.weight for o in mm(g)), rel=1e-12)
+    assert sum(o.flops for o in mm(p)) == pytest.approx(sum(o.flops for o in mm(g)), rel=1e-12)
+    # every tile of FFN-down waits for its own GELU tile only; the residual waits for the last sum
+    ups = [v for v in p if ".ffn.down#" in v and p.nodes[v]["op"].layer == 0]
+    assert all(len(list(p.predecessors(v))) == 1 and ".ffn.act#" in next(iter(p.predecessors(v))) for v in ups)
+    assert simulate_step(p, dev).latency_s < simulate_step(g, build_device(load_hardware("pim"))).latency_s
+
+
+def test_non_pim_devices_run_the_lowered_graph_unchanged():
+    sc = make_scenario({"prompt": 32, "gen": 2})
+    g = lower_decode(load_model("gpt2"), sc, context=32)
+    assert build_device(load_hardware("h100")).step_graph(g) is g
+
+
+def test_study_pim_gpt_quick_writes_results_and_lists_six_trends(tmp_path):
+    out = tmp_path / "pim"
+    r = CliRunner().invoke(main, ["study", "pim-gpt", "--quick", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads((out / "results.json").read_text())
+    trends = {v["trend"].split(" (")[0].split(" ")[0] for v in d["verdicts"]}
+    assert {"non-VMM", "ASIC", "channels", "row-buffer", "speed-up", "energy"} <= trends
+    assert (out / "report.html").stat().st_size > 10_000 and "| trend |" in (out / "results.md").read_text()
+
+
+def test_unknown_study_is_refused_by_name():
+    r = CliRunner().invoke(main, ["study", "nope"])
+    assert r.exit_code != 0 and "nope" in r.output
