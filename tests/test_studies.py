@@ -63,3 +63,33 @@ def test_study_pim_gpt_quick_writes_results_and_lists_six_trends(tmp_path):
 def test_unknown_study_is_refused_by_name():
     r = CliRunner().invoke(main, ["study", "nope"])
     assert r.exit_code != 0 and "nope" in r.output
+
+
+def test_decode_kernels_never_beat_the_roofline_and_split_kernels_gain_most_on_an_empty_gpu():
+    from llmsim.config.base import DType
+    from llmsim.graph import factory as f
+    from llmsim.studies.leanattention import _devices
+
+    devs = _devices("h100")
+    for B, H, C in ((1, 8, 1024), (1, 32, 524288), (8, 64, 65536), (3, 12, 5000)):
+        op = f.attention("a", B, H, H, 1, C, 128, causal=True, dtype=DType.fp16)
+        for d in devs.values():
+            assert d.cost(op).seconds >= d.bound(op).seconds * (1 - 1e-9)
+
+
+def test_study_leanattention_quick_split_gain_at_batch_1_shrinks_as_batch_times_heads_fill_the_sms(tmp_path):
+    r = CliRunner().invoke(main, ["study", "leanattention", "--quick", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "results.json").read_text())
+    s = d["summary"][0]
+    assert s["hw"] == "h100" and s["long_b1_lean"] >= 2.0 and s["long_b1_fd"] >= 2.0
+    gains = list(s["lean_by_bh"].values())
+    assert gains == sorted(gains, reverse=True) and gains[-1] < 0.5 * gains[0]
+
+
+def test_fa2_num_splits_heuristic_does_not_split_a_full_gpu_and_splits_an_empty_one():
+    from llmsim.devices.gpu_decode import num_splits
+
+    assert num_splits(128, 132, 512, 128) == 1
+    n = num_splits(8, 132, 512, 128)
+    assert n > 8 and 8 * n <= 2 * 132
