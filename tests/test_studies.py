@@ -93,3 +93,24 @@ def test_fa2_num_splits_heuristic_does_not_split_a_full_gpu_and_splits_an_empty_
     assert num_splits(128, 132, 512, 128) == 1
     n = num_splits(8, 132, 512, 128)
     assert n > 8 and 8 * n <= 2 * 132
+
+
+def test_encoder_decoder_twin_matches_parameters_within_one_decoder_layer_and_splits_two_thirds():
+    from llmsim.studies.encoder import encoder_decoder_twin
+
+    for name in ("gpt2", "gpt2-medium"):
+        dec = load_model(name)
+        enc = encoder_decoder_twin(dec)
+        assert enc.arch == "encoder-decoder" and enc.n_encoder_layers == round(2 * dec.n_layers / 3)
+        assert abs(enc.parameter_count() - dec.parameter_count()) <= enc.decoder_layer_params() / 2
+
+
+def test_study_encoder_quick_runs_on_the_three_edge_devices_beside_the_papers_ratios(tmp_path):
+    r = CliRunner().invoke(main, ["study", "encoder", "--quick", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "results.json").read_text())
+    assert {s["hw"] for s in d["summary"]} == {"jetson-orin", "rpi5", "hexagon-npu"}
+    md = (tmp_path / "results.md").read_text()
+    assert "47%" in md and "4.7x" in md
+    # fewer weights per generated token: the encoder-decoder decodes faster on every device
+    assert all(s["mean_throughput_ratio"] > 1 for s in d["summary"])
