@@ -51,7 +51,7 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     steps = []
     with long_run_gc():
         if exact:
-            steps.append(simulate_step(dev.step_graph(lower_prefill(model, scenario)), dev))
+            steps.append(simulate_step(lower_prefill(model, scenario), dev))
         else:
             from llmsim.engine.bulk import simulate_graph
 
@@ -68,7 +68,7 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
                 progress(scenario.gen, scenario.gen)
         else:
             for k, ctx in todo:
-                steps.append(simulate_step(dev.step_graph(lower_decode(model, scenario, context=ctx, step=k)), dev))
+                steps.append(simulate_step(lower_decode(model, scenario, context=ctx, step=k), dev))
                 step_done()
                 if progress:
                     progress(k + 1, scenario.gen)
@@ -130,9 +130,7 @@ def simulate_one_step(hw: Any, model: ModelSpec, scenario: Scenario, phase: str,
     if phase == "prefill":
         g = lower_prefill(model, scenario, batch=batch, seq=seq)
         dev = make_device(hw, model, scenario, fidelity, context=g.graph["seq_len"])
-        g = dev.step_graph(g)
     else:
         g = lower_decode(model, scenario, context=context or scenario.prompt, batch=batch)
         dev = make_device(hw, model, scenario, fidelity, context=g.graph["context_len"])
-        g = dev.step_graph(g)
     return simulate_step(g, dev), resolved_config(hw, model, scenario, fidelity)
