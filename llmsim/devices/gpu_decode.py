@@ -103,7 +103,7 @@ def lean(gpu, op):
     slots = min(total, gpu.n_sm * at.ctas_per_sm)
     per = math.ceil(total / slots)
     ctas = math.ceil(total / per)
-    split_heads = 0 if per >= blocks and blocks % per == 0 else B * Hkv
+    split_heads = per % blocks != 0  # a CTA's range ends inside a head: that head is merged
     partial = 2.0 * ctas * (H // Hkv) * (D + 2) * _PARTIAL_BYTES if split_heads else 0.0
     merge = gpu.spec.kernels.memory_latency_s if split_heads else 0.0  # host CTA reads its peers' partials
     return _kernel(gpu, op, ctas, per, at.decode_block_q, 2.0 * partial, merge,
