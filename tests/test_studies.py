@@ -34,7 +34,7 @@ def test_pim_ffn_pipeline_keeps_weights_flops_and_never_slows_the_step(monkeypat
     g = lower_decode(load_model("gpt2"), sc, context=32)
     dev = build_device(load_hardware("pim"))
     p = dev.step_graph(g)
-    assert len(p) > len(g)
+    assert len(p) > len(g) and dev.step_graph(p) is p  # tiles are not split again
     mm = lambda G: [G.nodes[v]["op"] for v in G if G.nodes[v]["op"].kind == OpKind.matmul]  # noqa: E731
     assert sum(o.read.weight for o in mm(p)) == pytest.approx(sum(o.read.weight for o in mm(g)), rel=1e-12)
     assert sum(o.flops for o in mm(p)) == pytest.approx(sum(o.flops for o in mm(g)), rel=1e-12)
