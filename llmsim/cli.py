@@ -513,5 +513,11 @@ def calibrate(out, name, quick, use_numpy):
 # ==== end CPU calibration =====================================================================
 
 
+# ==== studies (llmsim/studies) ================================================================
+from llmsim.studies.cli import study as _study  # noqa: E402
+
+main.add_command(_study)
+
+
 if __name__ == "__main__":
     main()

@@ -35,11 +35,20 @@ class AttentionKernelSpec(Spec):
     ``prefill``: ``flash`` (one CTA per batch × head × ``block_q`` queries, looping over
     ``block_kv`` keys). ``decode``: ``flash`` parallelises only over batch × heads (FA-2);
     ``split`` also splits the context into chunks of ``split_kv_tokens`` across CTAs and
-    merges partial softmaxes in a second kernel (FlashDecoding / LeanAttention).
+    merges partial softmaxes in a second kernel (FlashDecoding / LeanAttention). The three
+    kernels of the LeanAttention study (:mod:`llmsim.devices.gpu_decode`): ``fa2`` (FlashAttention-2
+    as written: no split, the single query padded to ``block_q`` MMA rows), ``flashdecoding``
+    (FA-2's split-KV kernel, ``decode_block_q`` rows, its split count from FA-2's
+    ``num_splits_heuristic``, a combine kernel) and ``lean`` (stream-K: the KV blocks of every
+    head spread evenly over all CTA slots, partials merged inside the kernel).
     """
 
     prefill: Literal["flash"] = "flash"
-    decode: Literal["split", "flash"] = "split"
+    decode: Literal["split", "flash", "fa2", "flashdecoding", "lean"] = "split"
+    decode_block_q: int = Field(default=64, gt=0, description="query rows of the split-KV decode kernels' MMA "
+                                "tile (FA-2 Flash_fwd_kernel_traits kBlockM for split-KV); a single query is padded "
+                                "to it")
+    max_splits: int = Field(default=128, gt=0, description="most KV splits FA-2's num_splits_heuristic tries")
     block_q: int = Field(default=128, gt=0)
     block_kv: int = Field(default=128, gt=0)
     ctas_per_sm: int = Field(default=2, gt=0)

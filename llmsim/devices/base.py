@@ -217,6 +217,12 @@ class Device:
         t = self.host_seconds(op)
         return (Phase("host", t, issue=not self.spec.framework.synchronous),) if t > 0 else ()
 
+    def step_graph(self, graph: Any, keep: frozenset[str] = frozenset()) -> Any:
+        """The step graph as this device runs it: a device whose data flow allows finer-grained
+        dependencies than one op per product (PIM: :mod:`llmsim.devices.pim_flow`) rewrites it,
+        leaving the ops in ``keep`` (context-dependent template ops) as they are. Default: unchanged."""
+        return graph
+
     def cost(self, op: Op) -> Cost:
         """Cached cost of ``op`` at this device's fidelity, with framework overheads."""
         key = op.signature

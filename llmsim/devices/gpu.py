@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass, field
 
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
+from llmsim.devices.gpu_decode import KERNELS as DECODE_KERNELS
 from llmsim.errors import ConfigError
 from llmsim.graph.ops import Op, OpKind
 from llmsim.memory.stream import stream_cost
@@ -196,6 +197,8 @@ class Gpu(Device):
         kv_el = (op.kv_dtype or op.dtype).bytes
         if Sq > 1 and op.attr("varlen"):
             return self._flash_varlen(op, H, D, per_pair, rate_cta, dram, t_dram)
+        if Sq == 1 and at.decode in DECODE_KERNELS:  # the LeanAttention study's kernels
+            return DECODE_KERNELS[at.decode](self, op)
         if Sq > 1 or at.decode == "flash":
             return self._flash(op, B, H, Sq, Skv, D, per_pair, rate_cta, dram, t_dram)
         # decode, split context: CTA per (batch, KV head, chunk); pick the split that is fastest

@@ -57,6 +57,12 @@ class Pim(Device):
         if self.sram is None:
             raise ConfigError(f"{spec.name}: PIM needs an onchip level named 'asic_sram' (the ASIC buffer)")
 
+    def step_graph(self, graph, keep=frozenset()):
+        """FFNs as pipelines of global-buffer tiles (docs/pim.md, "Overlap")."""
+        from llmsim.devices.pim_flow import pipeline_ffn
+
+        return pipeline_ffn(graph, self.spec.global_buffer_bytes, keep)
+
     # ---- where an op runs ----------------------------------------------------------------
     def unit_for(self, op: Op) -> str:
         return "banks" if is_matrix(op) or op.kind in (OpKind.kv_write, OpKind.embedding) else "asic"

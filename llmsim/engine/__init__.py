@@ -62,7 +62,7 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
         else:
             from llmsim.engine.bulk import simulate_graph
 
-            steps.append(simulate_graph(tpl, dev))
+            steps.append(simulate_graph(_for_device(tpl, dev), dev))
         step_done()
         if progress:
             progress(1, scenario.gen)
@@ -112,7 +112,24 @@ def _bulk_decode(model: ModelSpec, scenario: Scenario, dev: Device, todo: list[t
     tpl = _decode_template(model, scenario, ctxs[0], ctxs[-1])
     if tpl is None:
         return None
-    return simulate_decode(tpl, dev, ctxs, [k for k, _ in todo])
+    return simulate_decode(_for_device(tpl, dev), dev, ctxs, [k for k, _ in todo])
+
+
+def _for_device(tpl, dev: Device):
+    """The template with the device's step-graph rewrite (:meth:`Device.step_graph`) applied to the ops
+    that do not move with context; cached on the template per rewritten graph (the bulk path keeps its
+    plans on the template)."""
+    keep = frozenset(v for grp in tpl.groups for v in grp)
+    g = dev.step_graph(tpl.graph, keep)
+    if g is tpl.graph:
+        return tpl
+    from llmsim.engine.template import StepTemplate
+
+    cache = tpl.__dict__.setdefault("_for_device", {})
+    key = tuple((v, g.nodes[v]["op"].signature) for v in g)
+    if key not in cache:
+        cache[key] = StepTemplate(g, tpl.context0, tpl.groups, tpl._plans)
+    return cache[key]
 
 
 def simulate_one_step(hw: Any, model: ModelSpec, scenario: Scenario, phase: str, batch: int,

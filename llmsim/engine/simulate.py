@@ -155,7 +155,9 @@ def _segment_key(nodes: list[str], graph: nx.DiGraph) -> tuple:
 
 
 def simulate_step(graph: nx.DiGraph, device: Device, reuse: bool = True) -> StepResult:
-    """Simulate one phase step's op graph on ``device`` (``reuse=False``: one simpy run, no cuts)."""
+    """Simulate one phase step's op graph on ``device`` (``reuse=False``: one simpy run, no cuts), as the
+    device runs it (:meth:`Device.step_graph`: PIM pipelines its FFNs; other devices leave it as lowered)."""
+    graph = device.step_graph(graph)
     order = list(nx.lexicographical_topological_sort(graph))
     costs: dict[str, Cost] = {v: device.cost(graph.nodes[v]["op"]) for v in order}
     if not reuse or any(p.issue for c in costs.values() for p in c.phases):
