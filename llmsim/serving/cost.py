@@ -1,0 +1,82 @@
+"""Iteration costs: each engine step's batch mix costed by the device model, cached.
+
+An iteration is a ragged step (:func:`llmsim.graph.ragged.lower_ragged`): every sequence adds
+its new tokens (a prefill chunk or one decode token) and attends its own number of keys. It is
+costed by the engine (:func:`llmsim.engine.simulate.simulate_step`) on graphs of one and two
+layers; the model's ``L`` layers cost ``one + (L − 1)·(two − one)``, which is what the engine
+itself does with identical layer segments. That is checked on the full graph of a reference mix
+when the coster is built; a model whose layers differ (or a device whose host runs ahead across
+layers) fails the check and every key is costed on the full graph.
+
+Cache key (the *canonical mix*): prefill chunks exactly, ``(new tokens, keys)`` each; decodes as
+their count and their mean context rounded to the KV block size (``tests/test_serving_cost.py``
+holds the canonical cost within 1% of the exact mix's on random mixes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmsim.config.model import ModelSpec
+from llmsim.config.scenario import Scenario
+from llmsim.devices.base import Device
+from llmsim.engine.simulate import simulate_step
+from llmsim.graph.ragged import lower_ragged
+
+
+@dataclass(frozen=True, slots=True)
+class IterCost:
+    latency_s: float
+    energy_j: float
+
+
+def canonical(mix: list[tuple[int, int]], bucket: int) -> tuple:
+    """``mix``: (new tokens, keys) per sequence → the cache key described in the module docstring."""
+    pre = tuple(sorted(m for m in mix if m[0] > 1))
+    dec = [k for q, k in mix if q == 1]
+    if not dec:
+        return pre, 0, 0
+    mean = sum(dec) / len(dec)
+    return pre, len(dec), max(bucket, bucket * round(mean / bucket))
+
+
+class IterationCoster:
+    def __init__(self, dev: Device, model: ModelSpec, sc: Scenario, bucket: int, check: bool = True):
+        self.dev, self.model, self.sc, self.bucket = dev, model, sc, bucket
+        self._one = model.model_copy(update={"n_layers": 1})
+        self._two = model.model_copy(update={"n_layers": 2})
+        self.cache: dict[tuple, IterCost] = {}
+        self.misses = 0
+        self.layered = not check or self._layers_extrapolate()
+
+    def _graph_cost(self, model: ModelSpec, q: list[int], k: list[int]) -> IterCost:
+        phase = "prefill" if max(q) > 1 else "decode"
+        r = simulate_step(lower_ragged(model, self.sc, q, k, phase), self.dev)
+        return IterCost(r.latency_s, r.energy_j)
+
+    def exact(self, mix: list[tuple[int, int]]) -> IterCost:
+        """The engine's cost of the full step graph of exactly ``mix`` (no key, no extrapolation)."""
+        return self._graph_cost(self.model, [q for q, _ in mix], [k for _, k in mix])
+
+    def _layered(self, q: list[int], k: list[int]) -> IterCost:
+        a, b = self._graph_cost(self._one, q, k), self._graph_cost(self._two, q, k)
+        n = self.model.n_layers - 1
+        return IterCost(a.latency_s + n * (b.latency_s - a.latency_s), a.energy_j + n * (b.energy_j - a.energy_j))
+
+    def _layers_extrapolate(self) -> bool:
+        q, k = [64, 1, 1], [64, 100, 300]
+        full, ext = self._graph_cost(self.model, q, k), self._layered(q, k)
+        return abs(full.latency_s - ext.latency_s) <= 1e-9 * full.latency_s + 1e-15
+
+    def __call__(self, mix: list[tuple[int, int]]) -> IterCost:
+        key = canonical(mix, self.bucket)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        self.misses += 1
+        pre, n_dec, ctx = key
+        q = [a for a, _ in pre] + [1] * n_dec
+        k = [b for _, b in pre] + [ctx] * n_dec
+        c = self._layered(q, k) if self.layered else self._graph_cost(self.model, q, k)
+        self.cache[key] = c
+        return c
