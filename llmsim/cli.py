@@ -493,3 +493,9 @@ def calibrate(out, name, quick, use_numpy):
 
 if __name__ == "__main__":
     main()
+
+
+# ==== serve (llmsim/serving) ====================================================================
+from llmsim.serving.cli import serve as _serve  # noqa: E402
+
+main.add_command(_serve)

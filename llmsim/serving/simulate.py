@@ -60,6 +60,13 @@ def _emit(batch: list[tuple[Seq, int]], t: float, energy: float, policy) -> int:
     return finished
 
 
+def make_coster(hw: Any, model: ModelSpec, sc: Scenario, cfg: ServeConfig, fidelity: Fidelity = "cycle"
+                ) -> IterationCoster:
+    """The device (weights checked against its memory) and an empty iteration-cost cache."""
+    sc1 = sc.model_copy(update={"batch": 1, "prompt": 1, "gen": 1})
+    return IterationCoster(make_device(hw, model, sc1, fidelity, context=0), model, sc, cfg.block_size)
+
+
 def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Request, ...], *,
                      scheduler: str = "vllm", replicas: int = 1, cfg: ServeConfig | None = None,
                      fidelity: Fidelity = "cycle", coster: IterationCoster | None = None) -> ServeResult:
@@ -73,8 +80,6 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
     if longest > model.max_positions:
         raise ConfigError(f"a request of {longest} tokens exceeds {model.name}'s max_positions "
                           f"({model.max_positions})")
-    sc1 = sc.model_copy(update={"batch": 1, "prompt": 1, "gen": 1})
-    dev = coster.dev if coster else make_device(hw, model, sc1, fidelity, context=0)
     chunked = scheduler == "sarathi"
     # vLLM raises the token budget to the longest request when prefills are not chunked
     budget = cfg.chunk_tokens if chunked else max(cfg.max_num_batched_tokens, longest)
@@ -83,7 +88,7 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
     if need > kv.blocks:
         raise CapacityError(f"a request of {longest} tokens needs {need} KV blocks; the cache holds {kv.blocks} "
                             f"({cfg.block_size} tokens each)")
-    coster = coster or IterationCoster(dev, model, sc, cfg.block_size)
+    coster = coster or make_coster(hw, model, sc, cfg, fidelity)
     env = simpy.Environment()
     seqs = [Seq(r) for r in requests]
     policies = [make_policy(scheduler, BlockManager(kv.blocks, cfg.block_size), cfg.max_num_seqs, budget)
