@@ -102,8 +102,11 @@ class Policy:
         while self.waiting and budget > 0 and len(self.running) < room:
             s = self.waiting[0]
             n = min(s.pending, budget) if chunked else s.pending
-            if n > budget or not self.kv.grow(s.req.id, s.computed + n):
+            # keep a block for every running sequence's next token (admitting into a full cache
+            # only to preempt on the next decode is thrash)
+            if n > budget or self.kv.need(s.req.id, s.computed + n) + len(self.running) + 1 > self.kv.free:
                 break
+            self.kv.grow(s.req.id, s.computed + n)
             self.waiting.popleft()
             self.running.append(s)
             out.append((s, n))
