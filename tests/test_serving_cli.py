@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmsim.cli import main
+from llmsim.report.browser import INSTALL, check_report, find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT / "workloads" / "traces" / "sharegpt-synthetic.jsonl"
@@ -24,11 +25,14 @@ def test_serve_writes_byte_identical_json_for_the_same_seed(tmp_path):
     for i in range(2):
         p = tmp_path / f"r{i}.json"
         r = _run(*BASE, "--rate", "20,40", "--requests", "60", "--prompt-dist", "lognormal:100,0.7",
-                 "--output-dist", "uniform:4,40", "--slo", "ttft=50ms,tpot=5ms", "--seed", "5", "--json", str(p))
+                 "--output-dist", "uniform:4,40", "--slo", "ttft=50ms,tpot=5ms", "--seed", "5", "--json", str(p),
+                 "--report", str(tmp_path / "r.html"))
         assert r.exit_code == 0, r.output
         outs.append(p.read_bytes())
     assert outs[0] == outs[1] and b'"goodput_requests_per_s"' in outs[0]
     assert "rate 20/s" in r.output and "rate 40/s" in r.output
+    html = (tmp_path / "r.html").read_text()
+    assert html.count('class="plotly-graph-div') == 7 and "Rate curve" in html and "SLO" in html
 
 
 @pytest.mark.parametrize("trace", [TRACE, TRACE.with_suffix(".csv")])
@@ -65,7 +69,8 @@ def test_serve_runs_on_pim_npu_and_cpu(hw, model):
     (["--rate", "1", "--set", "serve.block_size=0"], "block_size"),
     (["--rate", "1", "--set", "serve.colour=red"], "colour"),
     (["--rate", "1", "--set", "serve.gpu_memory_utilization=1.5"], "gpu_memory_utilization"),
-    (["--rate", "1", "--report", "x.html"], "--report"),
+    (["--rate", "1", "--report", "no/such/dir/x.html"], "--report"),
+    (["--rate", "1", "--json", "no/such/dir/x.json"], "--json"),
 ])
 def test_bad_serve_options_are_refused_in_one_line_naming_the_option(args, flag):
     r = CliRunner().invoke(main, BASE + args)
@@ -90,3 +95,12 @@ def test_models_that_cannot_be_served_are_refused():
     assert r.exit_code == 2 and "decoder-only" in r.stderr
     r = CliRunner().invoke(main, ["serve", "--hw", "rpi5", "--model", "llama-2-70b", "--rate", "1"])
     assert r.exit_code == 2 and "fit" in r.stderr
+
+
+@pytest.mark.skipif(find_chromium() is None, reason=f"headless browser test needs Chromium: {INSTALL}")
+def test_the_serve_report_renders_in_headless_chromium(tmp_path):
+    out = tmp_path / "serve.html"
+    r = _run(*BASE, "--rate", "20,40", "--requests", "40", "--slo", "ttft=50ms", "--report", str(out))
+    assert r.exit_code == 0, r.output
+    check = check_report(out)
+    assert check.ok, check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -69,8 +70,9 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
         raise ConfigError("--trace gives the lengths: --prompt-dist/--output-dist apply to --rate only")
     if n_requests is not None and n_requests < 1:
         raise ConfigError(f"--requests {n_requests}: must be at least 1")
-    if report_out is not None:
-        raise ConfigError("--report is not available for serve yet (its --json holds every record)")
+    for flag, out in (("--json", json_out), ("--report", report_out)):
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            raise ConfigError(f"{flag} {out}: folder {Path(out).parent} does not exist")
     cfg, rest = _serve_overrides(sets)
     slo_d = parse_slo(slo) if slo else {}
     hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
@@ -100,11 +102,16 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
                    f"{_fmt_j(m['energy_per_token_j'])}/token")
         runs.append({"rate_per_s": r, "metrics": m, "kv": res.kv.to_dict(), "config": res.config,
                      "requests": res.requests, "iterations": time_series(res)})
-    if json_out:
-        from llmsim.engine import resolved_config
+    from llmsim.engine import resolved_config
 
-        d = {"kind": "serve", "scheduler": scheduler, "replicas": replicas, "seed": seed, "runs": runs,
-             "config": resolved_config(hw_spec, model, sc, fidelity) | {"serve": cfg.model_dump(mode="json")}}
+    d = {"kind": "serve", "scheduler": scheduler, "replicas": replicas, "seed": seed, "runs": runs,
+         "config": resolved_config(hw_spec, model, sc, fidelity) | {"serve": cfg.model_dump(mode="json")}}
+    if json_out:
         write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
         click.echo(f"wrote {json_out}")
+    if report_out:
+        from llmsim.serving.report import build
+
+        write_atomic(report_out, build(json.loads(json.dumps(d))).render())
+        click.echo(f"wrote {report_out}")
 
