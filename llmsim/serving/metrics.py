@@ -78,7 +78,9 @@ def summarise(res: ServeResult, slo: dict[str, float] | None = None) -> dict[str
         "batch_size_mean": float((col["seqs"] * dur).sum() / max(dur.sum(), 1e-300)),
         "kv_blocks": res.kv.blocks, "kv_blocks_used_max": int(col["kv_blocks_used"].max(initial=0)),
         "kv_use_mean": float((col["kv_blocks_used"] * dur).sum() / max(dur.sum(), 1e-300) / max(res.kv.blocks, 1)),
-        "mean_in_system": float((col["in_system"] * dur).sum()) / span,
+        # the scheduler's own count of requests in the system, time-weighted (one replica: between its
+        # iterations the system is empty)
+        "mean_in_system": float((col["in_system"] * dur).sum()) / span if res.replicas == 1 else None,
         "arrival_rate_per_s": (n - 1) / max(float(q["arrival"].max()) - t0, 1e-12) if n > 1 else 0.0,
         "energy_j": energy, "energy_per_request_j": energy / n,
         "energy_per_token_j": energy / max(float(q["out"].sum()), 1),
