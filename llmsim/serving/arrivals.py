@@ -125,6 +125,8 @@ def poisson_stream(rate_per_s: float, n: int, prompt: LengthDist, output: Length
         raise ConfigError(f"--rate {rate_per_s}: must be a positive number of requests per second")
     if n < 1:
         raise ConfigError(f"--requests {n}: must be at least 1")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: must be a non-negative integer")
     rng = np.random.Generator(np.random.PCG64(seed))
     t = np.cumsum(rng.exponential(1.0 / rate_per_s, size=n))
     p = prompt.sample(rng, n, max_tokens - 1)

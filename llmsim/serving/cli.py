@@ -68,6 +68,8 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
         raise ConfigError("give one of --rate R or --trace FILE")
     if trace is not None and (prompt_dist != "fixed:512" or output_dist != "fixed:128"):
         raise ConfigError("--trace gives the lengths: --prompt-dist/--output-dist apply to --rate only")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: must be a non-negative integer")
     if n_requests is not None and n_requests < 1:
         raise ConfigError(f"--requests {n_requests}: must be at least 1")
     for flag, out in (("--json", json_out), ("--report", report_out)):
