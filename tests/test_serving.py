@@ -67,6 +67,8 @@ def test_percentiles_are_ordered_and_goodput_never_exceeds_throughput(opt, h100_
     for k in ("ttft_s", "tpot_s", "e2e_s", "queueing_s"):
         assert m[k]["p99"] >= m[k]["p90"] >= m[k]["p50"] >= 0
     assert m["goodput_requests_per_s"] <= m["throughput_requests_per_s"]
+    assert m["energy_per_request_with_idle_j"] >= m["energy_per_request_j"] > 0
+    assert sum(r["energy_j"] for r in res.requests) == pytest.approx(m["energy_j"], rel=1e-9)
     assert all(r["finish_s"] >= r["first_token_s"] >= r["first_scheduled_s"] >= r["arrival_s"]
                for r in res.requests)
 

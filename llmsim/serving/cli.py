@@ -101,7 +101,7 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
                    f"{_fmt_s(m['tpot_s']['p50'])} p99 {_fmt_s(m['tpot_s']['p99'])}; E2E mean "
                    f"{_fmt_s(m['e2e_s']['mean'])}; queueing mean {_fmt_s(m['queueing_s']['mean'])}; batch "
                    f"{m['batch_size_mean']:.1f}; KV use {100 * m['kv_use_mean']:.1f}%; "
-                   f"{_fmt_j(m['energy_per_token_j'])}/token")
+                   f"{_fmt_j(m['energy_per_token_j'])}/token ({_fmt_j(m['energy_per_token_with_idle_j'])} with idle)")
         runs.append({"rate_per_s": r, "metrics": m, "kv": res.kv.to_dict(), "config": res.config,
                      "requests": res.requests, "iterations": time_series(res)})
     from llmsim.engine import resolved_config

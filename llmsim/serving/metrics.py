@@ -4,8 +4,9 @@ TTFT = first token − arrival; TPOT = (finish − first token) / (output tokens
 output token have none); E2E = finish − arrival; queueing delay = first scheduled − arrival.
 Throughput is counted over the run (first arrival to last finish); goodput counts only requests
 within the SLO on TTFT and TPOT (DistServe's definition, Zhong et al., OSDI'24). Energy is the
-iterations' energy (each split among its sequences by tokens); idle gaps between iterations are not
-charged.
+iterations' energy (each split among its sequences by tokens); ``idle_energy_j`` is what every replica
+draws between its iterations from time 0 to the last finish (static and DRAM background power), and the
+``*_with_idle_j`` figures spread it over the requests and tokens.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def summarise(res: ServeResult, slo: dict[str, float] | None = None) -> dict[str
         v = q[k]
         ok &= np.where(np.isnan(v), True, v <= lim)
     energy = float(col["energy_j"].sum())
+    idle_j = res.config["idle_power_w"] * max(t1 * res.replicas - float(dur.sum()), 0.0)
     d: dict[str, Any] = {
         "requests": n, "span_s": span,
         "ttft_s": stats(q["ttft"]), "tpot_s": stats(q["tpot"][~np.isnan(q["tpot"])]), "e2e_s": stats(q["e2e"]),
@@ -84,6 +86,8 @@ def summarise(res: ServeResult, slo: dict[str, float] | None = None) -> dict[str
         "arrival_rate_per_s": (n - 1) / max(float(q["arrival"].max()) - t0, 1e-12) if n > 1 else 0.0,
         "energy_j": energy, "energy_per_request_j": energy / n,
         "energy_per_token_j": energy / max(float(q["out"].sum()), 1),
+        "idle_energy_j": idle_j, "energy_per_request_with_idle_j": (energy + idle_j) / n,
+        "energy_per_token_with_idle_j": (energy + idle_j) / max(float(q["out"].sum()), 1),
         "busy_fraction": float(dur.sum()) / (span * res.replicas),
     }
     return d

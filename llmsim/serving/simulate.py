@@ -146,5 +146,7 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
                 "energy_j": s.energy_j} for s in seqs]
     return ServeResult(records, rows, kv, scheduler, replicas, sum(p.preemptions for p in policies),
                        len(coster.cache), {"serve": cfg.model_dump(mode="json"), "token_budget": budget,
-                                           "layers_extrapolated": coster.layered})
+                                           "layers_extrapolated": coster.layered,
+                                           "idle_power_w": coster.dev.spec.static_power_w
+                                           + sum(coster.dev.background_power_w().values())})
 
