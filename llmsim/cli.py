@@ -519,5 +519,12 @@ from llmsim.studies.cli import study as _study  # noqa: E402
 main.add_command(_study)
 
 
+# ==== serve (llmsim/serving) ====================================================================
+from llmsim.serving.cli import serve as _serve  # noqa: E402
+
+main.add_command(_serve)
+
+
 if __name__ == "__main__":
     main()
+

@@ -1,0 +1,119 @@
+"""``llmsim serve``: a request stream through a scheduler on one or more replicas of a device."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from llmsim.errors import ConfigError
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--rate '{text}': expected a rate or comma-separated rates (requests/s)") from None
+    if not rates or any(not (r > 0 and r < float("inf")) for r in rates):
+        raise ConfigError(f"--rate '{text}': rates must be positive numbers of requests per second")
+    return rates
+
+
+def _serve_overrides(sets: tuple[str, ...]):
+    from llmsim.config.loader import validate
+    from llmsim.serving.config import ServeConfig
+
+    serve, rest = {}, []
+    for s in sets:
+        key, eq, value = s.partition("=")
+        if key.startswith("serve."):
+            if not eq:
+                raise ConfigError(f"--set {s}: expected serve.FIELD=VALUE")
+            serve[key[6:]] = value
+        else:
+            rest.append(s)
+    return validate(ServeConfig, serve, "--set serve"), tuple(rest)
+
+
+@click.command()
+@click.option("--hw", required=True, help="hardware preset name or YAML path")
+@click.option("--model", "model_name", required=True, help="model name or YAML path (decoder-only)")
+@click.option("--rate", default=None, metavar="R[,R...]", help="Poisson arrivals, requests/s (several: a rate curve)")
+@click.option("--requests", "n_requests", type=int, default=None, help="requests per rate (default 1000)")
+@click.option("--trace", default=None, metavar="FILE", help="CSV/JSONL trace: arrival_s, prompt_tokens, output_tokens")
+@click.option("--prompt-dist", default="fixed:512", show_default=True,
+              help="fixed:N, uniform:A,B, lognormal:MEDIAN,SIGMA or trace:FILE")
+@click.option("--output-dist", default="fixed:128", show_default=True, help="as --prompt-dist, for output tokens")
+@click.option("--scheduler", default="vllm", show_default=True, help="vllm, sarathi or static")
+@click.option("--replicas", type=int, default=1, show_default=True, help="copies of the device (round-robin)")
+@click.option("--slo", default=None, metavar="ttft=S,tpot=S", help="latency targets for goodput (s or ms)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dtype", default=None, help="weights, activations and KV dtype")
+@click.option("--fidelity", type=click.Choice(["cycle", "analytic"]), default="cycle", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+              help="hw./model./scenario. overrides and serve.FIELD (block_size, max_num_seqs, "
+                   "max_num_batched_tokens, chunk_tokens, gpu_memory_utilization, runtime_reserve_bytes, kv_blocks)")
+@click.option("--json", "json_out", default=None, metavar="OUT")
+@click.option("--report", "report_out", default=None, metavar="OUT.html")
+def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, scheduler, replicas, slo, seed, dtype,
+          fidelity, sets, json_out, report_out):
+    """Serve a request stream: continuous batching, paged KV, TTFT/TPOT/E2E, goodput, energy."""
+    from llmsim.cli import _fmt_j, _fmt_s, _specs, write_atomic
+    from llmsim.serving.arrivals import parse_dist, poisson_stream, trace_stream
+    from llmsim.serving.metrics import parse_slo, summarise, time_series
+    from llmsim.serving.simulate import make_coster, simulate_serving
+
+    if (rate is None) == (trace is None):
+        raise ConfigError("give one of --rate R or --trace FILE")
+    if trace is not None and (prompt_dist != "fixed:512" or output_dist != "fixed:128"):
+        raise ConfigError("--trace gives the lengths: --prompt-dist/--output-dist apply to --rate only")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: must be a non-negative integer")
+    if n_requests is not None and n_requests < 1:
+        raise ConfigError(f"--requests {n_requests}: must be at least 1")
+    for flag, out in (("--json", json_out), ("--report", report_out)):
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            raise ConfigError(f"{flag} {out}: folder {Path(out).parent} does not exist")
+    cfg, rest = _serve_overrides(sets)
+    slo_d = parse_slo(slo) if slo else {}
+    hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
+    pd = parse_dist(prompt_dist, "--prompt-dist", "prompt")
+    od = parse_dist(output_dist, "--output-dist", "output")
+    streams = ([(None, trace_stream(trace, model.max_positions, n_requests))] if trace else
+               [(r, poisson_stream(r, n_requests or 1000, pd, od, seed, model.max_positions)) for r in _rates(rate)])
+    runs = []
+    coster = make_coster(hw_spec, model, sc, cfg, fidelity)  # one cost cache for every rate
+    click.echo(f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity}), scheduler {scheduler}")
+    for r, reqs in streams:
+        res = simulate_serving(hw_spec, model, sc, reqs, scheduler=scheduler, replicas=replicas, cfg=cfg,
+                               fidelity=fidelity, coster=coster)
+        m = summarise(res, slo_d)
+        if not runs:
+            click.echo(f"  KV cache {res.kv.blocks} blocks of {cfg.block_size} tokens "
+                       f"({res.kv.blocks * res.kv.block_bytes / 1e9:.2f} GB)")
+        label = f"rate {r:g}/s" if r is not None else f"trace {trace}"
+        good = f", goodput {m['goodput_requests_per_s']:.3f} req/s ({100 * m['slo_attained']:.1f}% in SLO)" \
+            if slo_d else ""
+        click.echo(f"  {label}: {m['requests']} requests, {m['throughput_requests_per_s']:.3f} req/s, "
+                   f"{m['throughput_tokens_per_s']:.1f} tok/s{good}, preemptions {m['preemptions']}")
+        click.echo(f"    TTFT p50 {_fmt_s(m['ttft_s']['p50'])} p99 {_fmt_s(m['ttft_s']['p99'])}; TPOT p50 "
+                   f"{_fmt_s(m['tpot_s']['p50'])} p99 {_fmt_s(m['tpot_s']['p99'])}; E2E mean "
+                   f"{_fmt_s(m['e2e_s']['mean'])}; queueing mean {_fmt_s(m['queueing_s']['mean'])}; batch "
+                   f"{m['batch_size_mean']:.1f}; KV use {100 * m['kv_use_mean']:.1f}%; "
+                   f"{_fmt_j(m['energy_per_token_j'])}/token ({_fmt_j(m['energy_per_token_with_idle_j'])} with idle)")
+        runs.append({"rate_per_s": r, "metrics": m, "kv": res.kv.to_dict(), "config": res.config,
+                     "requests": res.requests, "iterations": time_series(res)})
+    from llmsim.engine import resolved_config
+
+    d = {"kind": "serve", "scheduler": scheduler, "replicas": replicas, "seed": seed, "runs": runs,
+         "config": resolved_config(hw_spec, model, sc, fidelity) | {"serve": cfg.model_dump(mode="json")}}
+    if json_out:
+        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+    if report_out:
+        from llmsim.serving.report import build
+
+        write_atomic(report_out, build(json.loads(json.dumps(d))).render())
+        click.echo(f"wrote {report_out}")
+

@@ -1,0 +1,99 @@
+"""Iteration costs: each engine step's batch mix costed by the device model, cached.
+
+An iteration is a ragged step (:func:`llmsim.graph.ragged.lower_ragged`): every sequence adds
+its new tokens (a prefill chunk or one decode token) and attends its own number of keys. It is
+costed by the engine (:func:`llmsim.engine.simulate.simulate_step`) on a graph of two layers;
+the model's ``L`` layers add ``L − 2`` copies of the second layer (the time between the two
+layers' ends, its ops' energy and the step power over that time), which is what the engine itself
+does with identical layer segments. That is checked on the full graph of a reference mix
+when the coster is built; a model whose layers differ (or a device whose host runs ahead across
+layers) fails the check and every key is costed on the full graph.
+
+Cache key (the *canonical mix*): prefill chunks exactly, ``(new tokens, keys)`` each; decodes as
+their count, their longest context and the mean of the others, both rounded to the KV block size,
+so the canonical decodes keep the count, the longest and (to the rounding) the total keys of the
+real ones — what a device costs from an attention op's shape (batch, longest) and its bytes (the
+sum). ``tests/test_serving_cost.py`` holds the canonical cost within 1% of the exact mix's on
+random mixes, on every device kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmsim.config.model import ModelSpec
+from llmsim.config.scenario import Scenario
+from llmsim.devices.base import Device
+from llmsim.engine.simulate import simulate_step
+from llmsim.graph.ragged import lower_ragged
+
+
+@dataclass(frozen=True, slots=True)
+class IterCost:
+    latency_s: float
+    energy_j: float
+
+
+def canonical(mix: list[tuple[int, int]], bucket: int) -> tuple:
+    """``mix``: (new tokens, keys) per sequence → the cache key described in the module docstring."""
+    pre = tuple(sorted(m for m in mix if m[0] > 1))
+    dec = [k for q, k in mix if q == 1]
+    if not dec:
+        return pre, 0, 0, 0
+    top = max(dec)
+    rest = (sum(dec) - top) / (len(dec) - 1) if len(dec) > 1 else 0
+    grid = lambda x: max(bucket, bucket * round(x / bucket))  # noqa: E731
+    return pre, len(dec), grid(rest) if len(dec) > 1 else 0, grid(top)
+
+
+class IterationCoster:
+    def __init__(self, dev: Device, model: ModelSpec, sc: Scenario, bucket: int, check: bool = True):
+        self.dev, self.model, self.sc, self.bucket = dev, model, sc, bucket
+        self._two = model.model_copy(update={"n_layers": 2})
+        self.cache: dict[tuple, IterCost] = {}
+        self.misses = 0
+        self.layered = not check or self._layers_extrapolate()
+
+    def _step(self, model: ModelSpec, q: list[int], k: list[int]):
+        return simulate_step(lower_ragged(model, self.sc, q, k, "prefill" if max(q) > 1 else "decode"), self.dev)
+
+    def exact(self, mix: list[tuple[int, int]]) -> IterCost:
+        """The engine's cost of the full step graph of exactly ``mix`` (no key, no extrapolation)."""
+        r = self._step(self.model, [q for q, _ in mix], [k for _, k in mix])
+        return IterCost(r.latency_s, r.energy_j)
+
+    def _layered(self, q: list[int], k: list[int]) -> IterCost:
+        """The two-layer step plus ``L − 2`` copies of its second layer: the time between the ends of
+        the two layers, and that layer's op energy plus the step power over that time."""
+        r = self._step(self._two, q, k)
+        end = [0.0, 0.0]
+        e1 = 0.0
+        for rec in r.records:
+            if rec.layer in (0, 1):
+                end[rec.layer] = max(end[rec.layer], rec.end)
+            if rec.layer == 1:
+                e1 += sum(rec.energy_j.values())
+        span = end[1] - end[0]
+        power = self.dev.spec.static_power_w + sum(self.dev.background_power_w().values())
+        n = self.model.n_layers - 2
+        return IterCost(r.latency_s + n * span, r.energy_j + n * (e1 + power * span))
+
+    def _layers_extrapolate(self) -> bool:
+        q, k = [64, 1, 1], [64, 100, 300]
+        if self.model.n_layers < 2:
+            return False
+        full, ext = self.exact(list(zip(q, k, strict=True))), self._layered(q, k)
+        return abs(full.latency_s - ext.latency_s) <= 1e-9 * full.latency_s + 1e-15
+
+    def __call__(self, mix: list[tuple[int, int]]) -> IterCost:
+        key = canonical(mix, self.bucket)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        self.misses += 1
+        pre, n_dec, rest, top = key
+        q = [a for a, _ in pre] + [1] * n_dec
+        k = [b for _, b in pre] + [rest] * (n_dec - 1) + [top] * min(n_dec, 1)
+        c = self._layered(q, k) if self.layered else self.exact(list(zip(q, k, strict=True)))
+        self.cache[key] = c
+        return c
