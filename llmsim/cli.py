@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from llmsim.errors import LlmsimError
+from llmsim.system.cli import parallel_options, run_system, step_system, system_specs
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -117,11 +118,19 @@ def main() -> None:
               help="early exit: depth=L, min=A,max=B (SkipDecode) or dist=L1:p1/L2:p2")
 @click.option("--prompts", default=None, metavar="LENS|FILE",
               help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
+@parallel_options
 def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
-        exit_spec, prompts):
+        exit_spec, prompts, tp=None, pp=None, micro=None):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
 
+    system = system_specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
+                          dtype, quant, tp, pp, micro)
+    if system is not None:
+        if speculative or exit_spec or prompts or report_out:
+            raise LlmsimError("--speculative, --exit, --prompts and --report are not available on a system yet")
+        run_system(system, fidelity, tp, pp, micro, json_out)
+        return
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
     chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
@@ -260,7 +269,9 @@ def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
 @click.option("--context", type=int, default=None, help="keys attended, the new token included (decode)")
 @click.option("--prompt", type=int, default=None, help="encoder length for encoder-decoder decode steps")
 @click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
-def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant):
+@parallel_options
+def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant,
+         tp=None, pp=None, micro=None):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
     from llmsim.engine import simulate_one_step
 
@@ -269,6 +280,10 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     if phase == "decode" and context is None:
         raise LlmsimError("--phase decode needs --context C")
     fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
+    system = system_specs(hw, model_name, sets, fields, dtype, quant, tp, pp, micro)
+    if system is not None:
+        step_system(system, fidelity, phase, batch, seq, context, tp, pp, micro, json_out)
+        return
     hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
     d = res.to_dict(trace=True) | {"config": cfg}

@@ -103,6 +103,7 @@ def pipeline(graphs: list[nx.DiGraph], pp: int, n_layers: int) -> nx.DiGraph:
     """One step of ``len(graphs)`` micro-batches over ``pp`` stages (see the module docstring)."""
     stages = stage_of_layers(n_layers, pp)
     out = nx.DiGraph(**graphs[0].graph)
+    prev_tail: dict[int, list[str]] = {}  # per stage: the previous micro-batch's last ops there
     out.graph["batch"] = sum(g.graph["batch"] for g in graphs)
     out.graph["micro_batches"], out.graph["pp"] = len(graphs), pp
     for j, g in enumerate(graphs):
@@ -127,6 +128,15 @@ def pipeline(graphs: list[nx.DiGraph], pp: int, n_layers: int) -> nx.DiGraph:
                     out.add_edge(src if s == sa else sent[(a, s - 1)], sent[key])
                 src = sent[key]
             out.add_edge(src, pre + b)
+        # a stage runs its micro-batches in order, as one stream issues them: micro-batch j's first ops
+        # on a stage wait for micro-batch j-1's last ops there (GPipe's schedule, not an op-by-op interleave)
+        for s in range(pp):
+            mine = [v for v in g.nodes if stage[v] == s]
+            head = [pre + v for v in mine if all(stage[u] != s for u in g.predecessors(v))]
+            for t in prev_tail.get(s, []):
+                for h in head:
+                    out.add_edge(t, h)
+            prev_tail[s] = [pre + v for v in mine if all(stage[u] != s for u in g.successors(v))]
     return out
 
 

@@ -1,0 +1,168 @@
+"""Systems: specs, tensor/pipeline parallel as graph transforms, collectives on link units, memory planning."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from click.testing import CliRunner
+
+from llmsim.cli import main
+from llmsim.config.base import DType
+from llmsim.config.loader import load_model, make_scenario
+from llmsim.engine import simulate_step
+from llmsim.errors import LlmsimError
+from llmsim.system import bubble_fraction, load_system, simulate_system, simulate_system_step
+from llmsim.system.collectives import ALGORITHM, closed_form_s
+from llmsim.system.device import SystemDevice
+from llmsim.system.parallel import bubble_closed_form, collective
+from llmsim.system.spec import SystemSpec, load_group_device_spec
+
+SC = make_scenario({"batch": 1, "prompt": 32, "gen": 4}, [])
+
+
+def _system(name: str = "dgx-h100", **link) -> SystemSpec:
+    s = load_system(name)
+    if not link:
+        return s
+    (ln, ls), = s.links.items()
+    return s.model_copy(update={"links": {ln: ls.model_copy(update=link)}})
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_bundled_system_presets_validate_and_cite_sources():
+    for name in ("dgx-h100", "pcie-4xt4", "cent-like"):
+        s = load_system(name)
+        assert s.source and all(link.source for link in s.links.values()), name
+        for g in s.devices:
+            assert load_group_device_spec(s, g).memory.capacity_bytes > 0
+    dgx = load_system("dgx-h100")
+    assert dgx.devices["gpu"].count == 8 and dgx.links["nvlink"].bandwidth_bytes_per_s == 450e9
+
+
+def test_a_model_too_big_for_one_gpu_says_how_many_devices_it_needs():
+    r = _cli("run", "--hw", "h100", "--model", "llama-2-70b", "--gen", "2", "--fidelity", "analytic")
+    assert r.exit_code != 0 and "needs at least 2 devices" in r.output
+
+
+def test_tp8_runs_llama_2_70b_on_dgx_h100_with_per_device_footprint():
+    r = _cli("run", "--hw", "dgx-h100", "--tp", "8", "--model", "llama-2-70b", "--prompt", "16", "--gen", "3",
+             "--fidelity", "analytic")
+    assert r.exit_code == 0, r.output
+    assert "per device" in r.output and "link energy" in r.output
+    m = load_model("llama-2-70b")
+    sc = make_scenario({"batch": 1, "prompt": 16, "gen": 3}, [])
+    d = simulate_system(load_system("dgx-h100"), m, sc, tp=8, fidelity="analytic").to_dict()
+    plan = d["config"]["system"]["per_device"]
+    assert abs(plan["weight_bytes"] * 8 - m.parameter_count() * 2) / (m.parameter_count() * 2) < 0.01
+    assert d["energy_breakdown_j"]["link"] > 0
+
+
+def test_a_one_rank_system_equals_its_device_alone():
+    from llmsim.config.loader import load_hardware
+    from llmsim.engine import simulate
+
+    m = load_model("llama-68m")
+    one = simulate(load_hardware("h100"), m, SC, fidelity="analytic")
+    sys1 = simulate_system(load_system("dgx-h100"), m, SC, tp=1, fidelity="analytic")
+    assert sys1.tpot_s == pytest.approx(one.tpot_s, rel=1e-12)
+    assert sys1.energy_j == pytest.approx(one.energy_j, rel=1e-12)
+
+
+def test_tp2_decode_step_is_faster_than_tp1_and_slower_than_half_at_batch_1():
+    m, s = load_model("llama-2-7b"), load_system("dgx-h100")
+    t = {tp: simulate_system_step(s, m, SC, "decode", 1, context=256, tp=tp, fidelity="analytic")[0].latency_s
+         for tp in (1, 2)}
+    assert t[1] / 2 < t[2] < t[1]
+
+
+def test_bulk_path_equals_step_by_step_with_collectives_and_stages():
+    m = load_model("llama-68m")
+    sc = make_scenario({"batch": 2, "prompt": 8, "gen": 5}, [])
+    a = simulate_system(load_system("dgx-h100"), m, sc, tp=2, pp=2, micro=2, fidelity="analytic")
+    b = simulate_system(load_system("dgx-h100"), m, sc, tp=2, pp=2, micro=2, fidelity="analytic", exact=True)
+    for x, y in zip(a.steps, b.steps, strict=True):
+        assert x.latency_s == pytest.approx(y.latency_s, rel=1e-9)
+        assert x.energy_j == pytest.approx(y.energy_j, rel=1e-9)
+
+
+@pytest.mark.parametrize("topology", ["switch", "ring", "mesh", "pcie-tree"])
+@pytest.mark.parametrize("fn", ["all_reduce", "all_gather", "all_to_all", "p2p"])
+def test_collective_times_match_their_closed_forms_on_an_idle_system(topology, fn):
+    base = load_system("dgx-h100")
+    s = base.model_copy(update={"topology": {"gpu": base.topology["gpu"].model_copy(update={"kind": topology})}})
+    specs = {"gpu": load_group_device_spec(s, "gpu")}
+    link = s.links["nvlink"]
+    for p in (2, 3, 8):
+        for nbytes in (4096, 1 << 20, 1 << 28):
+            dev = SystemDevice(s, specs, tp=p, fidelity="analytic")
+            g = nx.DiGraph(phase="decode", batch=1, context_len=1)
+            op = collective("c", fn, nbytes, 2 if fn == "p2p" else p, "tp", dtype=DType.fp16)
+            g.add_node("c", op=op)
+            t = simulate_step(g, dev).latency_s
+            want = closed_form_s(fn, ALGORITHM[topology], 2 if fn == "p2p" else p, nbytes, link)
+            assert t == pytest.approx(want, rel=0.01), (p, nbytes)
+
+
+@pytest.mark.parametrize("tp,pp", [(4, 1), (2, 2)])
+def test_more_link_bandwidth_never_slows_a_step(tp, pp):
+    m = load_model("tinyllama-1.1b")
+    sc = make_scenario({"batch": 4, "prompt": 32, "gen": 4}, [])
+    prev = float("inf")
+    for bw in (1e9, 16e9, 64e9, 450e9, 4e12):
+        t = simulate_system_step(_system(bandwidth_bytes_per_s=bw), m, sc, "decode", 4, context=64, tp=tp, pp=pp,
+                                 micro=2 if pp > 1 else 1, fidelity="analytic")[0].latency_s
+        assert t <= prev * (1 + 1e-12)
+        prev = t
+
+
+def test_more_micro_batches_never_increase_the_bubble_and_equal_stages_meet_gpipes_form():
+    # a small vocabulary makes the head as light as a layer, so the two stages are (nearly) equal
+    m = load_model("tinyllama-1.1b", [(["vocab_size"], 64)])
+    sc = make_scenario({"batch": 8, "prompt": 32, "gen": 4}, [])
+    s = _system(latency_s=0.0, bandwidth_bytes_per_s=1e15)
+    prev = 1.0
+    for micro in (1, 2, 4, 8):
+        st, _ = simulate_system_step(s, m, sc, "decode", 8, context=64, pp=2, micro=micro, fidelity="analytic")
+        b = bubble_fraction(st, 2)
+        assert b <= prev + 1e-12
+        assert b == pytest.approx(bubble_closed_form(2, micro), abs=0.02)
+        prev = b
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--hw", "h100", "--tp", "2"], "--tp needs a system preset"),
+    (["--hw", "dgx-h100", "--tp", "0"], "--tp must be >= 1"),
+    (["--hw", "dgx-h100", "--tp", "5"], "n_heads = 12, not divisible by 5"),
+    (["--hw", "dgx-h100", "--tp", "4", "--pp", "4"], "needs 16 'gpu' devices"),
+    (["--hw", "dgx-h100", "--pp", "20"], "--pp must be in 1..12"),
+    (["--hw", "dgx-h100", "--pp", "2", "--micro-batches", "3"], "--micro-batches must be in 1..1"),
+    (["--hw", "dgx-h100", "--micro-batches", "0"], "--micro-batches must be >= 1"),
+    (["--hw", "h100", "--pp", "2"], "--pp needs a system preset"),
+])
+def test_bad_parallel_options_are_refused_in_one_line(args, msg):
+    r = _cli("run", "--model", "gpt2", "--gen", "2", "--fidelity", "analytic", *args)
+    assert r.exit_code != 0 and msg in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit,msg", [
+    ({"topology": {"gpu": {"kind": "switch", "link": "nope"}}}, "no link 'nope'"),
+    ({"topology": {"gpu": {"kind": "torus", "link": "nvlink"}}}, "kind: Input should be 'switch'"),
+    ({"placement": {"softmax": "gpu"}}, "placement.softmax: not an op kind"),
+    ({"placement": {"attention": "pim"}}, "no device group 'pim'"),
+    ({"links": {"nvlink": {"bandwidth_bytes_per_s": -1, "latency_s": 0, "energy_pj_per_bit": 1}}},
+     "bandwidth_bytes_per_s"),
+])
+def test_bad_system_specs_are_refused_naming_the_field(tmp_path, edit, msg):
+    import yaml
+
+    from llmsim.config.loader import deep_merge, hardware_dict
+
+    data, _ = hardware_dict("system/dgx-h100")
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(deep_merge(data, edit)))
+    with pytest.raises(LlmsimError, match=msg.replace(".", r"\.")):
+        load_system(p)
