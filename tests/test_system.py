@@ -141,6 +141,8 @@ def test_more_micro_batches_never_increase_the_bubble_and_equal_stages_meet_gpip
     (["--hw", "dgx-h100", "--pp", "2", "--micro-batches", "3"], "--micro-batches must be in 1..1"),
     (["--hw", "dgx-h100", "--micro-batches", "0"], "--micro-batches must be >= 1"),
     (["--hw", "h100", "--pp", "2"], "--pp needs a system preset"),
+    (["--hw", "dgx-h100", "--ep", "2"], "gpt2 has no experts"),
+    (["--hw", "dgx-h100", "--ep", "0"], "--ep must be >= 1"),
 ])
 def test_bad_parallel_options_are_refused_in_one_line(args, msg):
     r = _cli("run", "--model", "gpt2", "--gen", "2", "--fidelity", "analytic", *args)
@@ -166,3 +168,33 @@ def test_bad_system_specs_are_refused_naming_the_field(tmp_path, edit, msg):
     p.write_text(yaml.safe_dump(deep_merge(data, edit)))
     with pytest.raises(LlmsimError, match=msg.replace(".", r"\.")):
         load_system(p)
+
+
+def _moe_step(ep: int, skew: float = 0.0, batch: int = 8):
+    m = load_model("olmoe-1b-7b", [(["n_layers"], 2)])
+    sc = make_scenario({"batch": batch, "prompt": 32, "gen": 4, "moe_skew": skew}, [])
+    return simulate_system_step(load_system("dgx-h100"), m, sc, "decode", batch, context=64, ep=ep,
+                                fidelity="analytic")[0]
+
+
+def test_expert_parallel_adds_two_all_to_alls_per_moe_layer_and_spends_link_energy():
+    st = _moe_step(4)
+    a2a = [r for r in st.records if r.name.endswith(".all_to_all")]
+    assert len(a2a) == 2 * 2 and st.energy_breakdown_j["link"] > 0
+
+
+def test_skewed_routing_never_speeds_up_an_expert_parallel_step():
+    prev = 0.0
+    for skew in (0.0, 0.5, 1.0, 2.0):
+        t = _moe_step(8, skew, batch=16).latency_s
+        assert t >= prev * (1 - 1e-12)
+        prev = t
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--ep", "3"], "64 experts, not divisible by 3"),
+    (["--ep", "4", "--batch", "2"], "the batch (2) must split evenly"),
+])
+def test_bad_expert_parallel_options_name_the_model_fact(args, msg):
+    r = _cli("run", "--hw", "dgx-h100", "--model", "olmoe-1b-7b", "--gen", "2", "--fidelity", "analytic", *args)
+    assert r.exit_code != 0 and msg in r.output, r.output

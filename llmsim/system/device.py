@@ -41,17 +41,18 @@ class SystemDevice:
     kind = "system"
 
     def __init__(self, system: SystemSpec, specs: dict[str, Any], tp: int = 1, pp: int = 1,
-                 fidelity: str = "cycle", mode: str = "graph"):
+                 fidelity: str = "cycle", mode: str = "graph", ep: int = 1):
         main = system.main_group
-        need = tp * pp
+        need = tp * pp * ep
         if need > system.devices[main].count:
-            raise ConfigError(f"--tp {tp} x --pp {pp} needs {need} '{main}' devices; {system.name} has "
+            raise ConfigError(f"--tp {tp} x --pp {pp} x --ep {ep} needs {need} '{main}' devices; {system.name} has "
                               f"{system.devices[main].count}")
         for g, grp in system.devices.items():
             if g != main and grp.count < need:
                 raise ConfigError(f"{system.name}: placement pairs each of the {need} '{main}' ranks with a "
                                   f"'{g}' device, and devices.{g}.count is {grp.count}")
         self.system, self.tp, self.pp = system, tp, pp
+        self.ranks = tp * ep  # ranks of a stage, all running the simulated rank's graph
         self.devs = {g: build_device(s, fidelity=fidelity, mode=mode) for g, s in specs.items()}
         self.placement = {k: g for k, g in system.placement.items()}
         self.cycle_level = all(type(d).cycle_level for d in self.devs.values())
@@ -95,7 +96,7 @@ class SystemDevice:
             g = self.group_for(op)
             base = self.devs[g].cost(_strip(op))
             c = replace(base, phases=tuple(replace(p, unit=f"s{stage}.{g}.{p.unit}") for p in base.phases))
-        c = replace(c, energy_j={k: v * self.tp for k, v in c.energy_j.items()})
+        c = replace(c, energy_j={k: v * self.ranks for k, v in c.energy_j.items()})
         self._cache[key] = c
         return c
 
@@ -103,5 +104,5 @@ class SystemDevice:
         out: dict[str, float] = {}
         for d in self.devs.values():
             for k, w in d.background_power_w().items():
-                out[k] = out.get(k, 0.0) + w * self.tp * self.pp
+                out[k] = out.get(k, 0.0) + w * self.ranks * self.pp
         return out

@@ -20,6 +20,7 @@ Transformed ops carry attrs ``stage`` (which stage's devices run them) and, for 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import networkx as nx
@@ -88,6 +89,64 @@ def tensor_parallel(g: nx.DiGraph, tp: int) -> nx.DiGraph:
     return g
 
 
+def check_ep(model: ModelSpec, ep: int, batch: int) -> None:
+    if ep < 1:
+        raise ConfigError(f"--ep must be >= 1, got {ep}")
+    if ep == 1:
+        return
+    if model.moe is None:
+        raise ConfigError(f"--ep {ep}: {model.name} has no experts (expert parallel needs a MoE model)")
+    if model.moe.experts % ep:
+        raise ConfigError(f"--ep {ep}: {model.name} has {model.moe.experts} experts, not divisible by {ep}")
+    if batch % ep:
+        raise ConfigError(f"--ep {ep}: the batch ({batch}) must split evenly over the expert-parallel ranks")
+
+
+def _requant(op: Op, M: int, experts: int, expert_rows: int) -> Op:
+    """The expert GEMM ``op`` with ``M`` rows over ``experts`` local weight sets (through the factory)."""
+    from llmsim.graph import factory as f
+
+    keep = {k: op.attr(k) for k in ("group_size", "scale_dtype", "zero_point", "out_dtype") if op.attr(k) is not None}
+    return f.matmul(op.name, M, op.dim("K"), op.dim("N"), dtype=op.dtype, weight_dtype=op.weight_dtype,
+                    bias=op.attr("bias"), experts=experts, weights=op.attr("weights"),
+                    expert_rows=min(M, expert_rows), layer=op.layer, stack=op.stack, **keep)
+
+
+def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew: float) -> nx.DiGraph:
+    """Experts over ``ep`` ranks, attention data-parallel (DeepSpeed-MoE; Rajbhandari et al. 2022).
+
+    ``g`` is one rank's step (its ``tokens / ep`` tokens). The rank holding the most popular experts
+    (rank 0 under a Zipf ``skew``) sets the time: its expert GEMMs take the rows routed to its
+    ``E/ep`` experts from all ``tokens`` tokens (``llmsim.graph.moe`` statistics), between two
+    all-to-alls that send each local token's ``top_k`` copies of ``d_model`` out and back."""
+    if ep == 1:
+        return g
+    from llmsim.graph.moe import routing
+
+    E, k = model.moe.experts, model.moe.top_k
+    r = routing(E, k, tokens, skew)
+    mine = r.pick_probability[: E // ep]
+    rows = max(1, math.ceil(tokens * sum(mine) - 1e-9))
+    distinct = max(1, min(E // ep, round(sum(1.0 - (1.0 - q) ** tokens for q in mine))))
+    busiest = max(1, math.ceil(tokens * max(mine) - 1e-9))
+    for v in list(g.nodes):
+        op: Op = g.nodes[v]["op"]
+        if op.kind == OpKind.matmul and v.endswith((".ffn.gate", ".ffn.up", ".ffn.down")):
+            g.nodes[v]["op"] = _requant(op, rows, distinct, busiest)
+        elif op.kind == OpKind.activation and v.endswith(".ffn.act"):
+            from llmsim.graph import factory as f
+
+            g.nodes[v]["op"] = f.activation(v, rows, op.dim("width"), op.attr("fn"), dtype=op.dtype,
+                                            layer=op.layer, stack=op.stack)
+    for v in list(g.nodes):
+        op = g.nodes[v]["op"]
+        if v.endswith((".ffn.router_topk", ".ffn.down")):
+            nbytes = (tokens // ep) * k * model.d_model * op.dtype.bytes
+            _insert_after(g, v, collective(f"{v}.all_to_all", "all_to_all", nbytes, ep, "tp", dtype=op.dtype,
+                                           layer=op.layer, stack=op.stack))
+    return g
+
+
 def _with_stage(op: Op, name: str, stage: int) -> Op:
     attrs = tuple((k, v) for k, v in op.attrs if k != "stage") + (("stage", stage),)
     return replace(op, name=name, attrs=attrs)
@@ -152,5 +211,5 @@ def bubble_closed_form(pp: int, micro: int) -> float:
     return (pp - 1) / (micro + pp - 1)
 
 
-__all__ = ["bubble_closed_form", "check_tp", "collective", "micro_batch_sizes", "pipeline", "shard_model",
-           "stage_of_layers", "tensor_parallel"]
+__all__ = ["bubble_closed_form", "check_ep", "check_tp", "collective", "expert_parallel", "micro_batch_sizes",
+           "pipeline", "shard_model", "stage_of_layers", "tensor_parallel"]

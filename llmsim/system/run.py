@@ -24,25 +24,40 @@ from llmsim.errors import CapacityError, ConfigError
 from llmsim.graph.lower import decode_contexts, lower_decode, lower_prefill
 from llmsim.graph.ops import OpKind
 from llmsim.system.device import SystemDevice
-from llmsim.system.parallel import micro_batch_sizes, pipeline, shard_model, stage_of_layers, tensor_parallel
+from llmsim.system.parallel import (
+    check_ep,
+    expert_parallel,
+    micro_batch_sizes,
+    pipeline,
+    shard_model,
+    stage_of_layers,
+    tensor_parallel,
+)
 from llmsim.system.spec import SystemSpec, load_group_device_spec
 
 
 def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc: Scenario, tp: int, pp: int,
-                context: int | None = None) -> dict[str, Any]:
+                context: int | None = None, ep: int = 1) -> dict[str, Any]:
     """Per-device footprint of the busiest rank (bytes) and the check that it fits.
 
     Weights: one layer of the shard model × the most layers any stage holds, plus every weight
     outside the layers (embeddings, final norm, head) on that rank: an upper bound when pp > 1.
     KV cache: batch × context × the shard's KV bytes per token per layer × those layers.
-    Activations: the largest working set (inputs + outputs) of one op of the prefill graph."""
+    Activations: the largest working set (inputs + outputs) of one op of the prefill graph.
+    Expert parallel: a rank holds ``E/ep`` of each layer's experts (their bytes at the model's
+    mean bytes per parameter) and the KV cache of its ``batch/ep`` sequences."""
     shard = shard_model(model, tp)
     per_stage = max(stage_of_layers(model.n_layers, pp).count(s) for s in range(pp))
     one = stored_weight_bytes(shard.model_copy(update={"n_layers": 1}), sc)
     layer_w = stored_weight_bytes(shard.model_copy(update={"n_layers": 2}), sc) - one
+    if ep > 1:
+        E = shard.moe.experts
+        per_param = stored_weight_bytes(shard, sc) / shard.parameter_count()
+        expert = (shard.ffn_params() - shard.d_model * E) / E * per_param
+        layer_w -= (E - E // ep) * expert
     weights = (one - layer_w) + per_stage * layer_w
     ctx = context if context is not None else sc.prompt + sc.gen
-    kv = sc.batch * ctx * shard.kv_bytes_per_token(sc.kv_dtype.bytes) / shard.n_layers * per_stage
+    kv = sc.batch // ep * ctx * shard.kv_bytes_per_token(sc.kv_dtype.bytes) / shard.n_layers * per_stage
     g = lower_prefill(shard, sc)
     act = max(g.nodes[v]["op"].read.activation + g.nodes[v]["op"].write.activation for v in g.nodes)
     main = system.main_group
@@ -55,26 +70,32 @@ def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc:
             raise CapacityError(f"{model.name} does not fit {system.name} at --tp {tp} --pp {pp}: a '{grp}' device "
                                 f"needs {b / 1e9:.2f} GB > its {cap / 1e9:.2f} GB")
     return {"weight_bytes": weights, "kv_bytes": kv, "activation_bytes": act, "kv_group": kv_group,
-            "capacity_bytes": {grp: specs[grp].memory.capacity_bytes for grp in specs}}
+            "capacity_bytes": {grp: specs[grp].memory.capacity_bytes for grp in specs}, "ranks": tp * pp * ep}
 
 
 class SystemRun:
     """A model + scenario on a system at a given parallelism: builds the device and the graphs."""
 
     def __init__(self, system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int = 1, pp: int = 1,
-                 micro: int = 1, fidelity: str = "cycle", context: int | None = None):
+                 micro: int = 1, fidelity: str = "cycle", context: int | None = None, ep: int = 1):
         if model.arch != "decoder":
             raise ConfigError(f"{model.name}: systems run decoder-only models (arch is {model.arch})")
         stage_of_layers(model.n_layers, pp)
         self.sizes = micro_batch_sizes(sc.batch, micro)
-        self.system, self.model, self.sc, self.tp, self.pp = system, model, sc, tp, pp
+        for b in self.sizes:
+            check_ep(model, ep, b)
+        self.system, self.model, self.sc, self.tp, self.pp, self.ep = system, model, sc, tp, pp, ep
         self.shard = shard_model(model, tp)
         self.specs = {g: load_group_device_spec(system, g) for g in system.devices}
-        self.plan = memory_plan(system, self.specs, model, sc, tp, pp, context)
-        self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode)
+        self.plan = memory_plan(system, self.specs, model, sc, tp, pp, context, ep)
+        self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep)
 
     def _graph(self, lower) -> nx.DiGraph:
-        return pipeline([tensor_parallel(lower(b), self.tp) for b in self.sizes], self.pp, self.model.n_layers)
+        parts = [tensor_parallel(expert_parallel(lower(b // self.ep), self.shard, self.ep, b, self.sc.moe_skew),
+                                 self.tp) for b in self.sizes]
+        g = pipeline(parts, self.pp, self.model.n_layers)
+        g.graph["batch"] = sum(self.sizes)
+        return g
 
     def prefill(self, seq: int | None = None) -> nx.DiGraph:
         return self._graph(lambda b: lower_prefill(self.shard, self.sc, batch=b, seq=seq))
@@ -84,18 +105,18 @@ class SystemRun:
 
     def config(self, fidelity: str) -> dict[str, Any]:
         cfg = resolved_config(self.specs[self.system.main_group], self.model, self.sc, fidelity)
-        cfg["system"] = {"spec": self.system.model_dump(mode="json"), "tp": self.tp, "pp": self.pp,
+        cfg["system"] = {"spec": self.system.model_dump(mode="json"), "tp": self.tp, "pp": self.pp, "ep": self.ep,
                          "micro_batches": len(self.sizes), "per_device": self.plan}
         return cfg
 
 
 def simulate_system(system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int = 1, pp: int = 1, micro: int = 1,
-                    fidelity: str = "cycle", exact: bool = False) -> SimResult:
+                    fidelity: str = "cycle", exact: bool = False, ep: int = 1) -> SimResult:
     """Prefill then ``gen − 1`` decode steps on ``system`` (see the module docstring)."""
     from llmsim.engine.bulk import simulate_decode, simulate_graph
     from llmsim.engine.template import StepTemplate, build_template
 
-    r = SystemRun(system, model, sc, tp, pp, micro, fidelity)
+    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, ep=ep)
     steps: list[StepResult] = []
     with long_run_gc():
         g = r.prefill()
@@ -118,10 +139,10 @@ def simulate_system(system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int 
 
 def simulate_system_step(system: SystemSpec, model: ModelSpec, sc: Scenario, phase: str, batch: int,
                          seq: int | None = None, context: int | None = None, tp: int = 1, pp: int = 1,
-                         micro: int = 1, fidelity: str = "cycle") -> tuple[StepResult, dict[str, Any]]:
+                         micro: int = 1, fidelity: str = "cycle", ep: int = 1) -> tuple[StepResult, dict[str, Any]]:
     sc = sc.model_copy(update={"batch": batch})
     ctx = seq if phase == "prefill" else (context or sc.prompt)
-    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, context=ctx)
+    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, context=ctx, ep=ep)
     g = r.prefill(seq) if phase == "prefill" else r.decode(ctx)
     return simulate_step(g, r.device), r.config(fidelity)
 
