@@ -198,3 +198,29 @@ def test_skewed_routing_never_speeds_up_an_expert_parallel_step():
 def test_bad_expert_parallel_options_name_the_model_fact(args, msg):
     r = _cli("run", "--hw", "dgx-h100", "--model", "olmoe-1b-7b", "--gen", "2", "--fidelity", "analytic", *args)
     assert r.exit_code != 0 and msg in r.output, r.output
+
+
+def _attacc_vs_gpus(batch: int, context: int) -> tuple[float, object]:
+    m = load_model("llama-2-70b", [(["n_layers"], 4)])
+    sc = make_scenario({"batch": batch, "prompt": context, "gen": 2}, [])
+    t = {}
+    for name in ("dgx-h100", "attacc-dgx-h100"):
+        t[name], cfg = simulate_system_step(load_system(name), m, sc, "decode", batch, context=context, tp=8,
+                                            fidelity="analytic")
+    return t["dgx-h100"].latency_s / t["attacc-dgx-h100"].latency_s, (t["attacc-dgx-h100"], cfg)
+
+
+def test_attention_on_pim_speeds_up_more_as_batch_times_context_grows():
+    ratios = [_attacc_vs_gpus(b, c)[0] for b, c in ((1, 512), (32, 2048), (128, 4096))]
+    assert ratios[0] < ratios[1] < ratios[2] and ratios[2] > 1
+
+
+def test_placed_attention_keeps_the_kv_cache_in_pim_and_sends_activations_over_the_link():
+    _, (st, cfg) = _attacc_vs_gpus(4, 256)
+    plan = cfg["system"]["per_device"]
+    assert plan["kv_group"] == "pim"
+    att = [r for r in st.records if r.kind == "attention"]
+    assert att and all(s.unit.startswith("s0.pim.") for r in att for s in r.segments)
+    sends = [r for r in st.records if r.kind == "collective" and all(s.unit == "s0.cross" for s in r.segments)]
+    assert len(sends) == 3 * 4  # q, k/v in and the attention output back, per layer
+    assert st.energy_breakdown_j["link"] > 0

@@ -147,6 +147,32 @@ def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew:
     return g
 
 
+def place(g: nx.DiGraph, placement: dict[str, str], main: str) -> nx.DiGraph:
+    """Heterogeneous placement (AttAcc-style): ops run on the device group their kind is placed on
+    (``placement``: op kind -> group, else ``main``), and every value crossing between groups is
+    sent point to point on the crossing link. An edge carries what the consumer reads of the
+    producer's output: min(producer's activation output, consumer's activation input)."""
+    if not placement:
+        return g
+
+    def grp(v: str) -> str:
+        op = g.nodes[v]["op"]
+        return main if op.kind == OpKind.collective else placement.get(op.kind.value, main)
+
+    for a, b in list(g.edges):
+        ga, gb = grp(a), grp(b)
+        if ga == gb:
+            continue
+        pa, pb = g.nodes[a]["op"], g.nodes[b]["op"]
+        name = f"{b}.from_{ga}" if f"{b}.from_{ga}" not in g else f"{a}.to_{b}"
+        g.add_node(name, op=collective(name, "p2p", min(pa.write.activation, pb.read.activation), 2, "cross",
+                                       dtype=pa.dtype, layer=pb.layer, stack=pb.stack))
+        g.remove_edge(a, b)
+        g.add_edge(a, name)
+        g.add_edge(name, b)
+    return g
+
+
 def _with_stage(op: Op, name: str, stage: int) -> Op:
     attrs = tuple((k, v) for k, v in op.attrs if k != "stage") + (("stage", stage),)
     return replace(op, name=name, attrs=attrs)
@@ -212,4 +238,4 @@ def bubble_closed_form(pp: int, micro: int) -> float:
 
 
 __all__ = ["bubble_closed_form", "check_ep", "check_tp", "collective", "expert_parallel", "micro_batch_sizes",
-           "pipeline", "shard_model", "stage_of_layers", "tensor_parallel"]
+           "pipeline", "place", "shard_model", "stage_of_layers", "tensor_parallel"]

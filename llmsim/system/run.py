@@ -29,6 +29,7 @@ from llmsim.system.parallel import (
     expert_parallel,
     micro_batch_sizes,
     pipeline,
+    place,
     shard_model,
     stage_of_layers,
     tensor_parallel,
@@ -91,8 +92,8 @@ class SystemRun:
         self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep)
 
     def _graph(self, lower) -> nx.DiGraph:
-        parts = [tensor_parallel(expert_parallel(lower(b // self.ep), self.shard, self.ep, b, self.sc.moe_skew),
-                                 self.tp) for b in self.sizes]
+        parts = [place(tensor_parallel(expert_parallel(lower(b // self.ep), self.shard, self.ep, b, self.sc.moe_skew),
+                                       self.tp), self.system.placement, self.system.main_group) for b in self.sizes]
         g = pipeline(parts, self.pp, self.model.n_layers)
         g.graph["batch"] = sum(self.sizes)
         return g
