@@ -120,16 +120,16 @@ def main() -> None:
               help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
 @parallel_options
 def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
-        exit_spec, prompts, tp=None, pp=None, ep=None, micro=None):
+        exit_spec, prompts, tp=None, pp=None, ep=None, dp=None, micro=None):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
 
     system = system_specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
-                          dtype, quant, tp, pp, micro, ep)
+                          dtype, quant, tp, pp, micro, ep, dp)
     if system is not None:
         if speculative or exit_spec or prompts or report_out:
             raise LlmsimError("--speculative, --exit, --prompts and --report are not available on a system yet")
-        run_system(system, fidelity, tp, pp, micro, json_out, ep)
+        run_system(system, fidelity, tp, pp, micro, json_out, ep, dp)
         return
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
@@ -271,7 +271,7 @@ def _print_summary(d: dict, hw, model, sc, fidelity: str) -> None:
 @click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
 @parallel_options
 def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant,
-         tp=None, pp=None, ep=None, micro=None):
+         tp=None, pp=None, ep=None, dp=None, micro=None):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
     from llmsim.engine import simulate_one_step
 
@@ -280,9 +280,9 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     if phase == "decode" and context is None:
         raise LlmsimError("--phase decode needs --context C")
     fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else (seq if seq else None)}
-    system = system_specs(hw, model_name, sets, fields, dtype, quant, tp, pp, micro, ep)
+    system = system_specs(hw, model_name, sets, fields, dtype, quant, tp, pp, micro, ep, dp)
     if system is not None:
-        step_system(system, fidelity, phase, batch, seq, context, tp, pp, micro, json_out, ep)
+        step_system(system, fidelity, phase, batch, seq, context, tp, pp, micro, json_out, ep, dp)
         return
     hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)

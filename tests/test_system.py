@@ -71,6 +71,14 @@ def test_a_one_rank_system_equals_its_device_alone():
     assert sys1.energy_j == pytest.approx(one.energy_j, rel=1e-12)
 
 
+def test_data_parallel_replicas_multiply_tokens_and_energy_not_step_time():
+    m, s = load_model("llama-68m"), load_system("dgx-h100")
+    one = simulate_system(s, m, SC, tp=2, fidelity="analytic")
+    four = simulate_system(s, m, SC, tp=2, dp=4, fidelity="analytic")
+    assert four.tpot_s == pytest.approx(one.tpot_s, rel=1e-12)
+    assert four.tokens == 4 * one.tokens and four.energy_j == pytest.approx(4 * one.energy_j, rel=1e-12)
+
+
 def test_tp2_decode_step_is_faster_than_tp1_and_slower_than_half_at_batch_1():
     m, s = load_model("llama-2-7b"), load_system("dgx-h100")
     t = {tp: simulate_system_step(s, m, SC, "decode", 1, context=256, tp=tp, fidelity="analytic")[0].latency_s
@@ -143,6 +151,9 @@ def test_more_micro_batches_never_increase_the_bubble_and_equal_stages_meet_gpip
     (["--hw", "h100", "--pp", "2"], "--pp needs a system preset"),
     (["--hw", "dgx-h100", "--ep", "2"], "gpt2 has no experts"),
     (["--hw", "dgx-h100", "--ep", "0"], "--ep must be >= 1"),
+    (["--hw", "dgx-h100", "--dp", "0"], "--dp must be >= 1"),
+    (["--hw", "dgx-h100", "--tp", "4", "--dp", "4"], "needs 16 'gpu' devices"),
+    (["--hw", "h100", "--dp", "2"], "--dp needs a system preset"),
 ])
 def test_bad_parallel_options_are_refused_in_one_line(args, msg):
     r = _cli("run", "--model", "gpt2", "--gen", "2", "--fidelity", "analytic", *args)

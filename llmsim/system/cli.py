@@ -14,6 +14,7 @@ PARALLEL_OPTIONS = [
     click.option("--tp", type=int, default=None, help="tensor-parallel ranks (a system preset: --hw dgx-h100)"),
     click.option("--pp", type=int, default=None, help="pipeline stages (a system preset)"),
     click.option("--ep", type=int, default=None, help="expert-parallel ranks for MoE models (a system preset)"),
+    click.option("--dp", type=int, default=None, help="data-parallel replicas, each serving --batch (a system preset)"),
     click.option("--micro-batches", "micro", type=int, default=None,
                  help="pipeline micro-batches the batch is split into (default 1)"),
 ]
@@ -26,12 +27,13 @@ def parallel_options(f):
 
 
 def system_specs(hw: str, model_name: str, sets: tuple[str, ...], fields: dict[str, Any], dtype: str | None,
-                 quant: str | None, tp: int | None, pp: int | None, micro: int | None, ep: int | None = None):
+                 quant: str | None, tp: int | None, pp: int | None, micro: int | None, ep: int | None = None,
+                 dp: int | None = None):
     """(system, model, scenario) when ``hw`` is a system; None for a device without parallel flags."""
     from llmsim.config.loader import load_model, make_scenario, split_overrides
     from llmsim.system.spec import is_system, load_system
 
-    opts = (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--micro-batches", micro))
+    opts = (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--micro-batches", micro))
     flags = [f for f, v in opts if v is not None]
     if not is_system(hw):
         if flags:
@@ -59,7 +61,8 @@ def print_plan(d: dict) -> None:
 
     s = d["config"]["system"]
     p = s["per_device"]
-    click.echo(f"  parallelism     tp {s['tp']}, pp {s['pp']}, ep {s['ep']}, micro-batches {s['micro_batches']}")
+    click.echo(f"  parallelism     tp {s['tp']}, pp {s['pp']}, ep {s['ep']}, dp {s['dp']}, "
+               f"micro-batches {s['micro_batches']}")
     click.echo(f"  per device      weights {p['weight_bytes'] / 1e9:.2f} GB, KV cache {p['kv_bytes'] / 1e9:.3f} GB "
                f"({p['kv_group']}), activations {p['activation_bytes'] / 1e6:.2f} MB")
     link = d["energy_breakdown_j"].get("link", 0.0)
@@ -67,12 +70,13 @@ def print_plan(d: dict) -> None:
 
 
 def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int | None, json_out: str | None,
-               ep: int | None = None) -> dict:
+               ep: int | None = None, dp: int | None = None) -> dict:
     from llmsim.cli import _print_summary, write_atomic
     from llmsim.system.run import simulate_system
 
     system, model, sc = specs
-    res = simulate_system(system, model, sc, tp=tp or 1, pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1)
+    res = simulate_system(system, model, sc, tp=tp or 1, pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1,
+                          dp=dp or 1)
     d = res.to_dict()
     _print_summary(d, SimpleNamespace(name=system.name, kind="system"), model, sc, fidelity)
     print_plan(d)
@@ -83,13 +87,15 @@ def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int 
 
 
 def step_system(specs, fidelity: str, phase: str, batch: int, seq: int | None, context: int | None,
-                tp: int | None, pp: int | None, micro: int | None, json_out: str | None, ep: int | None = None) -> None:
+                tp: int | None, pp: int | None, micro: int | None, json_out: str | None, ep: int | None = None,
+                dp: int | None = None) -> None:
     from llmsim.cli import _fmt_j, _fmt_s, write_atomic
     from llmsim.system.run import simulate_system_step
 
     system, model, sc = specs
     res, cfg = simulate_system_step(system, model, sc, phase, batch, seq=seq, context=context, tp=tp or 1,
-                                    pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1)
+                                    pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1,
+                                    dp=dp or 1)
     link = res.energy_breakdown_j.get("link", 0.0)
     click.echo(f"{model.name} {phase} step on {system.name} (tp {tp or 1}, pp {pp or 1}, ep {ep or 1}): latency "
                f"{_fmt_s(res.latency_s)}, energy {_fmt_j(res.energy_j)} (link {_fmt_j(link)})")

@@ -9,7 +9,8 @@ renamed ``s{stage}.{group}.{unit}``. A collective holds its stage's port (``s{st
 
 Every rank of a tensor-parallel group runs the same op at the same time, so the simulated rank
 stands for all of them: times are its times, and energies (op, link, static, background) are
-multiplied by the ranks that spend them. Bytes per level are one rank's.
+multiplied by the ranks that spend them (``dp`` data-parallel replicas are more such ranks,
+each serving its own batch). Bytes per level are one rank's.
 """
 
 from __future__ import annotations
@@ -41,18 +42,19 @@ class SystemDevice:
     kind = "system"
 
     def __init__(self, system: SystemSpec, specs: dict[str, Any], tp: int = 1, pp: int = 1,
-                 fidelity: str = "cycle", mode: str = "graph", ep: int = 1):
+                 fidelity: str = "cycle", mode: str = "graph", ep: int = 1, dp: int = 1):
         main = system.main_group
-        need = tp * pp * ep
+        need = tp * pp * ep * dp
         if need > system.devices[main].count:
-            raise ConfigError(f"--tp {tp} x --pp {pp} x --ep {ep} needs {need} '{main}' devices; {system.name} has "
-                              f"{system.devices[main].count}")
+            raise ConfigError(f"--tp {tp} x --pp {pp} x --ep {ep} x --dp {dp} needs {need} '{main}' devices; "
+                              f"{system.name} has {system.devices[main].count}")
         for g, grp in system.devices.items():
             if g != main and grp.count < need:
                 raise ConfigError(f"{system.name}: placement pairs each of the {need} '{main}' ranks with a "
                                   f"'{g}' device, and devices.{g}.count is {grp.count}")
         self.system, self.tp, self.pp = system, tp, pp
-        self.ranks = tp * ep  # ranks of a stage, all running the simulated rank's graph
+        # ranks of a stage, all running the simulated rank's graph (data-parallel replicas run it too)
+        self.ranks = tp * ep * dp
         self.devs = {g: build_device(s, fidelity=fidelity, mode=mode) for g, s in specs.items()}
         self.placement = {k: g for k, g in system.placement.items()}
         self.cycle_level = all(type(d).cycle_level for d in self.devs.values())

@@ -78,18 +78,20 @@ class SystemRun:
     """A model + scenario on a system at a given parallelism: builds the device and the graphs."""
 
     def __init__(self, system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int = 1, pp: int = 1,
-                 micro: int = 1, fidelity: str = "cycle", context: int | None = None, ep: int = 1):
+                 micro: int = 1, fidelity: str = "cycle", context: int | None = None, ep: int = 1, dp: int = 1):
         if model.arch != "decoder":
             raise ConfigError(f"{model.name}: systems run decoder-only models (arch is {model.arch})")
         stage_of_layers(model.n_layers, pp)
         self.sizes = micro_batch_sizes(sc.batch, micro)
         for b in self.sizes:
             check_ep(model, ep, b)
-        self.system, self.model, self.sc, self.tp, self.pp, self.ep = system, model, sc, tp, pp, ep
+        if dp < 1:
+            raise ConfigError(f"--dp must be >= 1, got {dp}")
+        self.system, self.model, self.sc, self.tp, self.pp, self.ep, self.dp = system, model, sc, tp, pp, ep, dp
         self.shard = shard_model(model, tp)
         self.specs = {g: load_group_device_spec(system, g) for g in system.devices}
         self.plan = memory_plan(system, self.specs, model, sc, tp, pp, context, ep)
-        self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep)
+        self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep, dp=dp)
 
     def _graph(self, lower) -> nx.DiGraph:
         parts = [place(tensor_parallel(expert_parallel(lower(b // self.ep), self.shard, self.ep, b, self.sc.moe_skew),
@@ -107,17 +109,19 @@ class SystemRun:
     def config(self, fidelity: str) -> dict[str, Any]:
         cfg = resolved_config(self.specs[self.system.main_group], self.model, self.sc, fidelity)
         cfg["system"] = {"spec": self.system.model_dump(mode="json"), "tp": self.tp, "pp": self.pp, "ep": self.ep,
-                         "micro_batches": len(self.sizes), "per_device": self.plan}
+                         "dp": self.dp, "micro_batches": len(self.sizes), "per_device": self.plan}
         return cfg
 
 
 def simulate_system(system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int = 1, pp: int = 1, micro: int = 1,
-                    fidelity: str = "cycle", exact: bool = False, ep: int = 1) -> SimResult:
-    """Prefill then ``gen − 1`` decode steps on ``system`` (see the module docstring)."""
+                    fidelity: str = "cycle", exact: bool = False, ep: int = 1, dp: int = 1) -> SimResult:
+    """Prefill then ``gen − 1`` decode steps on ``system`` (see the module docstring). ``dp``
+    data-parallel replicas each serve ``sc.batch`` sequences: the same step times, ``dp`` times the
+    tokens and the energy."""
     from llmsim.engine.bulk import simulate_decode, simulate_graph
     from llmsim.engine.template import StepTemplate, build_template
 
-    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, ep=ep)
+    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, ep=ep, dp=dp)
     steps: list[StepResult] = []
     with long_run_gc():
         g = r.prefill()
@@ -135,15 +139,16 @@ def simulate_system(system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int 
             for k, ctx in todo:
                 steps.append(simulate_step(r.decode(ctx, step=k), r.device))
                 step_done()
-    return SimResult(tuple(steps), r.config(fidelity), sc.batch * sc.gen)
+    return SimResult(tuple(steps), r.config(fidelity), sc.batch * sc.gen * dp)
 
 
 def simulate_system_step(system: SystemSpec, model: ModelSpec, sc: Scenario, phase: str, batch: int,
                          seq: int | None = None, context: int | None = None, tp: int = 1, pp: int = 1,
-                         micro: int = 1, fidelity: str = "cycle", ep: int = 1) -> tuple[StepResult, dict[str, Any]]:
+                         micro: int = 1, fidelity: str = "cycle", ep: int = 1, dp: int = 1
+                         ) -> tuple[StepResult, dict[str, Any]]:
     sc = sc.model_copy(update={"batch": batch})
     ctx = seq if phase == "prefill" else (context or sc.prompt)
-    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, context=ctx, ep=ep)
+    r = SystemRun(system, model, sc, tp, pp, micro, fidelity, context=ctx, ep=ep, dp=dp)
     g = r.prefill(seq) if phase == "prefill" else r.decode(ctx)
     return simulate_step(g, r.device), r.config(fidelity)
 

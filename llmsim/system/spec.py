@@ -30,10 +30,12 @@ class SystemLinkSpec(Spec):
 
 
 class DeviceGroupSpec(Spec):
-    """``count`` devices of hardware preset ``preset`` (a bundled name or a path)."""
+    """``count`` devices of hardware preset ``preset`` (a bundled name or a path); ``set``: field
+    overrides of the preset, as ``--set hw.KEY.PATH=VALUE`` would apply them (``memory.channels: 32``)."""
 
     preset: str
     count: int = Field(gt=0)
+    set: dict[str, Any] = {}
 
 
 class FabricSpec(Spec):
@@ -118,4 +120,5 @@ def load_group_device_spec(system: SystemSpec, group: str) -> Any:
     """The hardware spec of one device group (its preset, validated as any preset is)."""
     from llmsim.config.loader import load_hardware
 
-    return load_hardware(system.devices[group].preset)
+    grp = system.devices[group]
+    return load_hardware(grp.preset, [(k.split("."), v) for k, v in grp.set.items()])
