@@ -77,11 +77,9 @@ class SystemDevice:
         return self.placement.get(op.kind.value, self.system.main_group)
 
     def _port(self, op: Op):
-        port = op.attr("port")
-        main = self.system.main_group
-        if port == "cross":
+        if op.attr("port") == "cross":
             return self.system.links[self.system.crossing], "ring"
-        fab = self.system.topology[main]
+        fab = self.system.topology[self.system.main_group]
         return self.system.links[fab.link], ALGORITHM[fab.kind]
 
     def cost(self, op: Op) -> Cost:

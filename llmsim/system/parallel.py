@@ -206,11 +206,11 @@ def pipeline(graphs: list[nx.DiGraph], pp: int, n_layers: int) -> nx.DiGraph:
             for s in range(sa, sb):  # a value skipping stages is forwarded stage by stage
                 key = (a, s)
                 if key not in sent:
-                    op = g.nodes[a]["op"]
-                    sent[key] = out.add_node(f"{src}.send{s}", op=collective(
-                        f"{src}.send{s}", "p2p", op.write.activation, 2, "pp", dtype=op.dtype, layer=op.layer,
-                        stack=op.stack, stage=s)) or f"{src}.send{s}"
-                    out.add_edge(src if s == sa else sent[(a, s - 1)], sent[key])
+                    op, name = g.nodes[a]["op"], f"{pre}{a}.send{s}"
+                    out.add_node(name, op=collective(name, "p2p", op.write.activation, 2, "pp", dtype=op.dtype,
+                                                     layer=op.layer, stack=op.stack, stage=s))
+                    out.add_edge(src, name)
+                    sent[key] = name
                 src = sent[key]
             out.add_edge(src, pre + b)
         # a stage runs its micro-batches in order, as one stream issues them: micro-batch j's first ops
