@@ -115,7 +115,7 @@ def test_annotated_profile_attributes_every_call_to_an_op_kind():
     assert calls["embedding.tokens+positions"]["kernels"] == 5 and calls["activation.gelu"]["kernels"] == 2
     assert not refmodel._annotating  # timing runs carry no profiler ranges
     shares = r.profile("prefill", 1, 8)
-    assert set(shares) == {k.value for k in OpKind}
+    assert set(shares) == {k.value for k in OpKind} - {"collective"}
 
 
 def test_pytorch_eager_preset_counts_are_the_references():
