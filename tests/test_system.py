@@ -79,6 +79,16 @@ def test_data_parallel_replicas_multiply_tokens_and_energy_not_step_time():
     assert four.tokens == 4 * one.tokens and four.energy_j == pytest.approx(4 * one.energy_j, rel=1e-12)
 
 
+def test_an_eager_collective_pays_the_hosts_dispatch_like_any_kernel():
+    m, s = load_model("llama-68m"), load_system("dgx-h100")
+    sc = make_scenario({"batch": 1, "prompt": 32, "gen": 4, "mode": "eager"}, [])
+    st, _ = simulate_system_step(s, m, sc, "decode", 1, context=32, tp=2, fidelity="analytic")
+    coll = [r for r in st.records if r.kind == "collective"]
+    assert coll and all(r.segments[0].unit == "s0.gpu.host" and r.segments[0].issue for r in coll)
+    graph = simulate_system_step(s, m, SC, "decode", 1, context=32, tp=2, fidelity="analytic")[0]
+    assert st.latency_s >= graph.latency_s
+
+
 def test_tp2_decode_step_is_faster_than_tp1_and_slower_than_half_at_batch_1():
     m, s = load_model("llama-2-7b"), load_system("dgx-h100")
     t = {tp: simulate_system_step(s, m, SC, "decode", 1, context=256, tp=tp, fidelity="analytic")[0].latency_s

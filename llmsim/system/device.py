@@ -92,6 +92,11 @@ class SystemDevice:
             link, algo = self._port(op)
             c = collective_cost(op.attr("fn"), algo, op.dim("ranks"), op.dim("bytes"), link,
                                 f"s{stage}.{op.attr('port')}")
+            # the framework launches a collective as it launches any kernel (NCCL): the host's issue phase
+            main = self.system.main_group
+            host = tuple(replace(p, unit=f"s{stage}.{main}.{p.unit}")
+                         for p in self.devs[main].host_phases(_strip(op)))
+            c = replace(c, phases=host + c.phases)
         else:
             g = self.group_for(op)
             base = self.devs[g].cost(_strip(op))
