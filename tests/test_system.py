@@ -21,11 +21,9 @@ SC = make_scenario({"batch": 1, "prompt": 32, "gen": 4}, [])
 
 
 def _system(name: str = "dgx-h100", **link) -> SystemSpec:
+    """``name`` with every link's fields ``link`` replaced."""
     s = load_system(name)
-    if not link:
-        return s
-    (ln, ls), = s.links.items()
-    return s.model_copy(update={"links": {ln: ls.model_copy(update=link)}})
+    return s.model_copy(update={"links": {n: ls.model_copy(update=link) for n, ls in s.links.items()}})
 
 
 def _cli(*args: str):
@@ -124,16 +122,23 @@ def test_collective_times_match_their_closed_forms_on_an_idle_system(topology, f
             assert t == pytest.approx(want, rel=0.01), (p, nbytes)
 
 
-@pytest.mark.parametrize("tp,pp", [(4, 1), (2, 2)])
-def test_more_link_bandwidth_never_slows_a_step(tp, pp):
-    m = load_model("tinyllama-1.1b")
+@pytest.mark.parametrize("system,model,par", [
+    ("dgx-h100", "tinyllama-1.1b", dict(tp=4)),
+    ("dgx-h100", "tinyllama-1.1b", dict(tp=2, pp=2, micro=2)),
+    ("dgx-h100", "olmoe-1b-7b", dict(ep=4)),
+    ("attacc-dgx-h100", "tinyllama-1.1b", dict(tp=2)),
+    ("pcie-4xt4", "tinyllama-1.1b", dict(tp=4)),
+])
+def test_more_link_bandwidth_never_slows_a_step(system, model, par):
+    m = load_model(model, [(["n_layers"], 4)])
     sc = make_scenario({"batch": 4, "prompt": 32, "gen": 4}, [])
-    prev = float("inf")
-    for bw in (1e9, 16e9, 64e9, 450e9, 4e12):
-        t = simulate_system_step(_system(bandwidth_bytes_per_s=bw), m, sc, "decode", 4, context=64, tp=tp, pp=pp,
-                                 micro=2 if pp > 1 else 1, fidelity="analytic")[0].latency_s
-        assert t <= prev * (1 + 1e-12)
-        prev = t
+    for phase in ("prefill", "decode"):
+        prev = float("inf")
+        for bw in (1e9, 16e9, 64e9, 450e9, 4e12):
+            t = simulate_system_step(_system(system, bandwidth_bytes_per_s=bw), m, sc, phase, 4, seq=32, context=64,
+                                     fidelity="analytic", **par)[0].latency_s
+            assert t <= prev * (1 + 1e-12), (phase, bw)
+            prev = t
 
 
 def test_more_micro_batches_never_increase_the_bubble_and_equal_stages_meet_gpipes_form():

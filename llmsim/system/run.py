@@ -63,7 +63,9 @@ def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc:
     act = max(g.nodes[v]["op"].read.activation + g.nodes[v]["op"].write.activation for v in g.nodes)
     main = system.main_group
     kv_group = system.placement.get(OpKind.kv_write.value, main)
-    need: dict[str, float] = {main: weights + act}
+    w_group = system.placement.get(OpKind.matmul.value, main)
+    need: dict[str, float] = {main: act}
+    need[w_group] = need.get(w_group, 0.0) + weights
     need[kv_group] = need.get(kv_group, 0.0) + kv
     for grp, b in need.items():
         cap = specs[grp].memory.capacity_bytes
@@ -71,6 +73,7 @@ def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc:
             raise CapacityError(f"{model.name} does not fit {system.name} at --tp {tp} --pp {pp}: a '{grp}' device "
                                 f"needs {b / 1e9:.2f} GB > its {cap / 1e9:.2f} GB")
     return {"weight_bytes": weights, "kv_bytes": kv, "activation_bytes": act, "kv_group": kv_group,
+            "weight_group": w_group,
             "capacity_bytes": {grp: specs[grp].memory.capacity_bytes for grp in specs}, "ranks": tp * pp * ep}
 
 
