@@ -250,3 +250,13 @@ def test_placed_attention_keeps_the_kv_cache_in_pim_and_sends_activations_over_t
     sends = [r for r in st.records if r.kind == "collective" and all(s.unit == "s0.cross" for s in r.segments)]
     assert len(sends) == 3 * 4  # q, k/v in and the attention output back, per layer
     assert st.energy_breakdown_j["link"] > 0
+
+
+def test_pipeline_sends_overlap_the_next_micro_batchs_compute():
+    m = load_model("tinyllama-1.1b", [(["n_layers"], 4)])
+    sc = make_scenario({"batch": 4, "prompt": 32, "gen": 4}, [])
+    st, _ = simulate_system_step(load_system("dgx-h100"), m, sc, "decode", 4, context=64, pp=2, micro=4,
+                                 fidelity="analytic")
+    sends = [s for r in st.records for s in r.segments if s.unit == "s0.pp"]
+    busy = [s for r in st.records for s in r.segments if s.unit == "s0.gpu.gpu"]
+    assert any(a.start < b.end and b.start < a.end for a in sends for b in busy)

@@ -215,7 +215,7 @@ def pipeline(graphs: list[nx.DiGraph], pp: int, n_layers: int) -> nx.DiGraph:
             out.add_edge(src, pre + b)
         # a stage runs its micro-batches in order, as one stream issues them: micro-batch j's first ops
         # on a stage wait for micro-batch j-1's last ops there (GPipe's schedule, not an op-by-op interleave)
-        for s in range(pp):
+        for s in range(pp if pp > 1 else 0):  # one stage: micro-batches interleave (GPU/PIM ping-pong)
             mine = [v for v in g.nodes if stage[v] == s]
             head = [pre + v for v in mine if all(stage[u] != s for u in g.predecessors(v))]
             for t in prev_tail.get(s, []):
