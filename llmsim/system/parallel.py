@@ -118,7 +118,8 @@ def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew:
     ``g`` is one rank's step (its ``tokens / ep`` tokens). The rank holding the most popular experts
     (rank 0 under a Zipf ``skew``) sets the time: its expert GEMMs take the rows routed to its
     ``E/ep`` experts from all ``tokens`` tokens (``llmsim.graph.moe`` statistics), between two
-    all-to-alls that send each local token's ``top_k`` copies of ``d_model`` out and back."""
+    all-to-alls (dispatch, combine) sized by that rank's larger direction: its local tokens' ``top_k``
+    copies of ``d_model`` out, or the rows routed to its experts in."""
     if ep == 1:
         return g
     from llmsim.graph.moe import routing
@@ -141,7 +142,8 @@ def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew:
     for v in list(g.nodes):
         op = g.nodes[v]["op"]
         if v.endswith((".ffn.router_topk", ".ffn.down")):
-            nbytes = (tokens // ep) * k * model.d_model * op.dtype.bytes
+            # the busiest rank sends its tokens' k copies and receives the rows routed to its experts
+            nbytes = max((tokens // ep) * k, rows) * model.d_model * op.dtype.bytes
             _insert_after(g, v, collective(f"{v}.all_to_all", "all_to_all", nbytes, ep, "tp", dtype=op.dtype,
                                            layer=op.layer, stack=op.stack))
     return g
