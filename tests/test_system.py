@@ -260,3 +260,12 @@ def test_pipeline_sends_overlap_the_next_micro_batchs_compute():
     sends = [s for r in st.records for s in r.segments if s.unit == "s0.pp"]
     busy = [s for r in st.records for s in r.segments if s.unit == "s0.gpu.gpu"]
     assert any(a.start < b.end and b.start < a.end for a in sends for b in busy)
+
+
+def test_npu_plus_pim_places_attention_on_the_pim_device():
+    m = load_model("tinyllama-1.1b", [(["n_layers"], 2)])
+    sc = make_scenario({"batch": 16, "prompt": 2048, "gen": 2}, [])
+    st, cfg = simulate_system_step(load_system("npu-pim"), m, sc, "decode", 16, context=2048, fidelity="analytic")
+    assert cfg["system"]["per_device"]["kv_group"] == "pim"
+    assert {s.unit.split(".")[1] for r in st.records if r.kind == "attention" for s in r.segments} == {"pim"}
+    assert {s.unit.split(".")[1] for r in st.records if r.kind == "matmul" for s in r.segments} == {"npu"}
