@@ -43,6 +43,8 @@ def test_bundled_system_presets_validate_and_cite_sources():
 def test_a_model_too_big_for_one_gpu_says_how_many_devices_it_needs():
     r = _cli("run", "--hw", "h100", "--model", "llama-2-70b", "--gen", "2", "--fidelity", "analytic")
     assert r.exit_code != 0 and "needs at least 2 devices" in r.output
+    r = _cli("run", "--hw", "dgx-h100", "--model", "llama-2-70b", "--gen", "2", "--fidelity", "analytic")
+    assert r.exit_code != 0 and "needs at least 2 devices (raise --tp or --pp)" in r.output
 
 
 def test_tp8_runs_llama_2_70b_on_dgx_h100_with_per_device_footprint():

@@ -10,6 +10,7 @@ so the bulk path's preconditions (capacity-1 units, a checked grant order) apply
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import networkx as nx
@@ -70,8 +71,10 @@ def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc:
     for grp, b in need.items():
         cap = specs[grp].memory.capacity_bytes
         if b > cap:
+            n = math.ceil(b / cap) * tp * pp
             raise CapacityError(f"{model.name} does not fit {system.name} at --tp {tp} --pp {pp}: a '{grp}' device "
-                                f"needs {b / 1e9:.2f} GB > its {cap / 1e9:.2f} GB")
+                                f"needs {b / 1e9:.2f} GB > its {cap / 1e9:.2f} GB; needs at least {n} devices "
+                                "(raise --tp or --pp)")
     return {"weight_bytes": weights, "kv_bytes": kv, "activation_bytes": act, "kv_group": kv_group,
             "weight_group": w_group,
             "capacity_bytes": {grp: specs[grp].memory.capacity_bytes for grp in specs}, "ranks": tp * pp * ep}
