@@ -17,6 +17,7 @@ from llmsim.errors import LlmsimError
 from llmsim.io import write_atomic, write_json
 from llmsim.report.text import fmt_j as _fmt_j
 from llmsim.report.text import fmt_s as _fmt_s
+from llmsim.system.cli import parallel_options, run_system, step_system, system_specs
 
 __all__ = ["main", "write_atomic"]
 
@@ -96,14 +97,23 @@ def main() -> None:
               help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
 @click.option("--trace", "trace_out", default=None, metavar="OUT.json",
               help="write the per-op, per-unit timeline (Chrome trace events: Perfetto, chrome://tracing)")
+@parallel_options
 def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
-        exit_spec, prompts, trace_out):
+        exit_spec, prompts, trace_out, tp=None, pp=None, ep=None, dp=None, micro=None):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
     from llmsim.graph.lower import check_generation
 
     for path, flag in ((json_out, "--json"), (report_out, "--report"), (trace_out, "--trace")):
         _out(path, flag)
+    system = system_specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
+                          dtype, quant, tp, pp, micro, ep, dp)
+    if system is not None:
+        if speculative or exit_spec or prompts or report_out or trace_out:
+            raise LlmsimError("--speculative, --exit, --prompts, --report and --trace are not available on a "
+                              "system yet")
+        run_system(system, fidelity, tp, pp, micro, json_out, ep, dp)
+        return
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
     chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
@@ -233,7 +243,9 @@ def _report(d: dict, out: str) -> None:
 @click.option("--prompt", type=click.IntRange(min=1), default=None,
               help="encoder length for encoder-decoder decode steps")
 @click.option("--quant", default=None, metavar="SCHEME", help="w16a16, w8a16, w4a16, w8a8 or fp8")
-def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant):
+@parallel_options
+def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, seq, context, prompt, quant,
+         tp=None, pp=None, ep=None, dp=None, micro=None):
     """Simulate one phase step (a prefill of B x S, or one decode step at context C)."""
     from llmsim.engine import simulate_one_step
 
@@ -243,6 +255,10 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
         raise LlmsimError("--phase decode needs --context C")
     _out(json_out, "--json")
     fields = {"batch": batch, "mode": mode, "prompt": prompt if prompt is not None else seq}
+    system = system_specs(hw, model_name, sets, fields, dtype, quant, tp, pp, micro, ep, dp)
+    if system is not None:
+        step_system(system, fidelity, phase, batch, seq, context, tp, pp, micro, json_out, ep, dp)
+        return
     hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     _compile_notice()
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)

@@ -14,6 +14,7 @@ back to the roofline and says so in :attr:`Device.cycle_level`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
@@ -256,7 +257,8 @@ class Device:
 
             raise CapacityError(
                 f"model does not fit {self.spec.name}: weights {weight_bytes / 1e9:.2f} GB + KV cache "
-                f"{kv_bytes / 1e9:.2f} GB > memory capacity {cap / 1e9:.2f} GB"
+                f"{kv_bytes / 1e9:.2f} GB > memory capacity {cap / 1e9:.2f} GB; needs at least "
+                f"{math.ceil((weight_bytes + kv_bytes) / cap)} devices (a system preset with --tp/--pp)"
             )
 
 

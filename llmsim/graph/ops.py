@@ -27,6 +27,7 @@ class OpKind(str, Enum):
     activation = "activation"
     elementwise = "elementwise"
     kv_write = "kv_write"
+    collective = "collective"  # data over links between devices (llmsim.system); no device costs it
 
 
 class TensorClass(str, Enum):

@@ -1,0 +1,106 @@
+"""The system side of ``llmsim run`` and ``llmsim step``: ``--tp``, ``--pp``, ``--micro-batches``."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import click
+
+from llmsim.errors import LlmsimError
+
+PARALLEL_OPTIONS = [
+    click.option("--tp", type=int, default=None, help="tensor-parallel ranks (a system preset: --hw dgx-h100)"),
+    click.option("--pp", type=int, default=None, help="pipeline stages (a system preset)"),
+    click.option("--ep", type=int, default=None, help="expert-parallel ranks for MoE models (a system preset)"),
+    click.option("--dp", type=int, default=None, help="data-parallel replicas, each serving --batch (a system preset)"),
+    click.option("--micro-batches", "micro", type=int, default=None,
+                 help="pipeline micro-batches the batch is split into (default 1)"),
+]
+
+
+def parallel_options(f):
+    for opt in reversed(PARALLEL_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def system_specs(hw: str, model_name: str, sets: tuple[str, ...], fields: dict[str, Any], dtype: str | None,
+                 quant: str | None, tp: int | None, pp: int | None, micro: int | None, ep: int | None = None,
+                 dp: int | None = None):
+    """(system, model, scenario) when ``hw`` is a system; None for a device without parallel flags."""
+    from llmsim.config.loader import load_model, make_scenario, split_overrides
+    from llmsim.system.spec import is_system, load_system
+
+    opts = (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--micro-batches", micro))
+    flags = [f for f, v in opts if v is not None]
+    if not is_system(hw):
+        if flags:
+            raise LlmsimError(f"{flags[0]} needs a system preset (kind: system, e.g. --hw dgx-h100); '{hw}' is one "
+                              "device")
+        return None
+    for f, v in opts:
+        if v is not None and v < 1:
+            raise LlmsimError(f"{f} must be >= 1, got {v}")
+    routed = split_overrides(sets)
+    if dtype is not None:
+        fields = fields | {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}
+    if quant is not None:
+        from llmsim.config.quant import quant_fields
+
+        if dtype is not None:
+            raise LlmsimError(f"--quant {quant} and --dtype {dtype} both set the weight format: use one")
+        fields = fields | quant_fields(quant)
+    return load_system(hw, routed["hw"]), load_model(model_name, routed["model"]), make_scenario(fields,
+                                                                                               routed["scenario"])
+
+
+def print_plan(d: dict) -> None:
+    from llmsim.cli import _fmt_j
+
+    s = d["config"]["system"]
+    p = s["per_device"]
+    click.echo(f"  parallelism     tp {s['tp']}, pp {s['pp']}, ep {s['ep']}, dp {s['dp']}, "
+               f"micro-batches {s['micro_batches']}")
+    click.echo(f"  per device      weights {p['weight_bytes'] / 1e9:.2f} GB, KV cache {p['kv_bytes'] / 1e9:.3f} GB "
+               f"({p['kv_group']}), activations {p['activation_bytes'] / 1e6:.2f} MB")
+    link = d["energy_breakdown_j"].get("link", 0.0)
+    click.echo(f"  link energy     {_fmt_j(link)}")
+
+
+def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int | None, json_out: str | None,
+               ep: int | None = None, dp: int | None = None) -> dict:
+    from llmsim.cli import _print_summary, write_atomic
+    from llmsim.system.run import simulate_system
+
+    system, model, sc = specs
+    res = simulate_system(system, model, sc, tp=tp or 1, pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1,
+                          dp=dp or 1)
+    d = res.to_dict()
+    _print_summary(d, SimpleNamespace(name=system.name, kind="system"), model, sc, fidelity)
+    print_plan(d)
+    if json_out:
+        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
+    return d
+
+
+def step_system(specs, fidelity: str, phase: str, batch: int, seq: int | None, context: int | None,
+                tp: int | None, pp: int | None, micro: int | None, json_out: str | None, ep: int | None = None,
+                dp: int | None = None) -> None:
+    from llmsim.cli import _fmt_j, _fmt_s, write_atomic
+    from llmsim.system.run import simulate_system_step
+
+    system, model, sc = specs
+    res, cfg = simulate_system_step(system, model, sc, phase, batch, seq=seq, context=context, tp=tp or 1,
+                                    pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1,
+                                    dp=dp or 1)
+    link = res.energy_breakdown_j.get("link", 0.0)
+    click.echo(f"{model.name} {phase} step on {system.name} (tp {tp or 1}, pp {pp or 1}, ep {ep or 1}): latency "
+               f"{_fmt_s(res.latency_s)}, energy {_fmt_j(res.energy_j)} (link {_fmt_j(link)})")
+    for k, v in sorted(res.latency_breakdown_s.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {k:<12} {_fmt_s(v):>12}  {100 * v / res.latency_s:5.1f}%")
+    if json_out:
+        write_atomic(json_out, json.dumps(res.to_dict(trace=True) | {"config": cfg}, sort_keys=True, indent=1))
+        click.echo(f"wrote {json_out}")
