@@ -59,7 +59,10 @@ def _serve_overrides(sets: tuple[str, ...]):
 def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, scheduler, replicas, slo, seed, dtype,
           fidelity, sets, json_out, report_out):
     """Serve a request stream: continuous batching, paged KV, TTFT/TPOT/E2E, goodput, energy."""
-    from llmsim.cli import _fmt_j, _fmt_s, _specs, write_atomic
+    from llmsim.cli import _specs
+    from llmsim.io import write_atomic
+    from llmsim.report.text import fmt_j as _fmt_j
+    from llmsim.report.text import fmt_s as _fmt_s
     from llmsim.serving.arrivals import parse_dist, poisson_stream, trace_stream
     from llmsim.serving.metrics import parse_slo, summarise, time_series
     from llmsim.serving.simulate import make_coster, simulate_serving

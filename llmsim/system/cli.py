@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -57,7 +56,7 @@ def system_specs(hw: str, model_name: str, sets: tuple[str, ...], fields: dict[s
 
 
 def print_plan(d: dict) -> None:
-    from llmsim.cli import _fmt_j
+    from llmsim.report.text import fmt_j as _fmt_j
 
     s = d["config"]["system"]
     p = s["per_device"]
@@ -71,14 +70,17 @@ def print_plan(d: dict) -> None:
 
 def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int | None, json_out: str | None,
                ep: int | None = None, dp: int | None = None) -> dict:
-    from llmsim.cli import _print_summary, write_atomic
+    from llmsim.io import write_atomic
+    from llmsim.report.text import run_summary
     from llmsim.system.run import simulate_system
 
     system, model, sc = specs
     res = simulate_system(system, model, sc, tp=tp or 1, pp=pp or 1, micro=micro or 1, fidelity=fidelity, ep=ep or 1,
                           dp=dp or 1)
     d = res.to_dict()
-    _print_summary(d, SimpleNamespace(name=system.name, kind="system"), model, sc, fidelity)
+    click.echo("\n".join(run_summary(d, f"{model.name} on {system.name} (system, {fidelity}) — batch {sc.batch}, "
+                                          f"prompt {sc.prompt}, gen {sc.gen}, weights {sc.weight_dtype.value}, "
+                                          f"KV {sc.kv_dtype.value}, mode {sc.mode}")))
     print_plan(d)
     if json_out:
         write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
@@ -89,7 +91,9 @@ def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int 
 def step_system(specs, fidelity: str, phase: str, batch: int, seq: int | None, context: int | None,
                 tp: int | None, pp: int | None, micro: int | None, json_out: str | None, ep: int | None = None,
                 dp: int | None = None) -> None:
-    from llmsim.cli import _fmt_j, _fmt_s, write_atomic
+    from llmsim.io import write_atomic
+    from llmsim.report.text import fmt_j as _fmt_j
+    from llmsim.report.text import fmt_s as _fmt_s
     from llmsim.system.run import simulate_system_step
 
     system, model, sc = specs

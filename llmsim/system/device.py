@@ -73,6 +73,11 @@ class SystemDevice:
         self.fidelity = fidelity
         self._cache: dict[tuple, Cost] = {}
 
+    def step_graph(self, graph: Any, keep: frozenset[str] = frozenset()) -> Any:
+        """A system runs the split graph as lowered: a member device's own rewrite (PIM's pipelined
+        FFN tiles, :meth:`Device.step_graph`) is not applied inside a system yet."""
+        return graph
+
     def group_for(self, op: Op) -> str:
         return self.placement.get(op.kind.value, self.system.main_group)
 
