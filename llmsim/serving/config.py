@@ -9,9 +9,12 @@ Agrawal et al., OSDI'24).
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from llmsim.config.base import Spec
+from llmsim.errors import ConfigError
 
 
 class ServeConfig(Spec):
@@ -26,3 +29,43 @@ class ServeConfig(Spec):
                                        "activations (CUDA context, NCCL buffers); measure it on the target")
     kv_blocks: int | None = Field(default=None, gt=0, description="force the number of KV blocks (default: "
                                   "derived from memory as vLLM does)")
+
+
+class ServeRun(ServeConfig):
+    """One Poisson serve scenario: the ``serve:`` block of a sweep spec (``llmsim serve``'s options,
+    one rate), with every :class:`ServeConfig` knob beside them (``serve.block_size``, ...)."""
+
+    rate: float = Field(gt=0, allow_inf_nan=False, description="Poisson arrivals, requests/s (--rate)")
+    requests: int = Field(default=1000, ge=1, description="requests in the stream (--requests)")
+    prompt_dist: str = Field(default="fixed:512", description="--prompt-dist")
+    output_dist: str = Field(default="fixed:128", description="--output-dist")
+    scheduler: Literal["vllm", "sarathi", "static"] = Field(default="vllm", description="--scheduler")
+    replicas: int = Field(default=1, ge=1, description="copies of the device, round-robin (--replicas)")
+    slo: str | None = Field(default=None, description="latency targets for goodput, e.g. ttft=200ms,tpot=50ms")
+    seed: int = Field(default=0, ge=0, description="the stream's seed (--seed)")
+
+    @field_validator("prompt_dist", "output_dist")
+    @classmethod
+    def _dist(cls, v: str, info: ValidationInfo) -> str:
+        from llmsim.serving.arrivals import parse_dist
+
+        try:
+            parse_dist(v, info.field_name or "", "prompt" if info.field_name == "prompt_dist" else "output")
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("slo")
+    @classmethod
+    def _slo(cls, v: str | None) -> str | None:
+        from llmsim.serving.metrics import parse_slo
+
+        try:
+            v is None or parse_slo(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    def engine(self) -> ServeConfig:
+        """The engine knobs alone."""
+        return ServeConfig(**{k: getattr(self, k) for k in ServeConfig.model_fields})

@@ -25,6 +25,8 @@ from llmsim.sweep.space import Point, SweepSpec
 from llmsim.sweep.store import ResultStore
 
 Task = dict[str, Any]
+#: a serve sweep's Pareto objectives when its spec names none
+SERVE_OBJECTIVES = ("max:goodput_rps", "energy_per_token_j")
 
 #: A worker (local or Ray) is replaced after this many points, so whatever a point leaves behind
 #: in a worker cannot grow with the sweep's size. Measured (benchmarks/sweep_memory.py): a gpt2
@@ -52,6 +54,8 @@ def run_point(task: Task) -> dict[str, Any]:
 
     cfg = task["config"]
     t0 = time.perf_counter()
+    if "serve" in cfg:
+        return run_serve_point(cfg, t0)
     try:
         hw = validate(HW_ADAPTER, cfg["hw"], "hw")
         res = simulate(hw, validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"]),
@@ -71,6 +75,44 @@ def run_point(task: Task) -> dict[str, Any]:
             for k, v in getattr(step, name).items():
                 acc[k] = acc.get(k, 0.0) + v
         out[name] = acc
+    return out | {"status": "ok", "error": None, "elapsed_s": time.perf_counter() - t0}
+
+
+def run_serve_point(cfg: dict[str, Any], t0: float) -> dict[str, Any]:
+    """One ``llmsim serve`` run (``cfg["serve"]``: a :class:`~llmsim.serving.config.ServeRun` dump) as
+    the flat metric columns of its row (:data:`~llmsim.sweep.space.SERVE_METRICS`)."""
+    import math
+
+    from llmsim.config.loader import HW_ADAPTER, make_scenario, validate
+    from llmsim.config.model import ModelSpec
+    from llmsim.serving.arrivals import parse_dist, poisson_stream
+    from llmsim.serving.config import ServeRun
+    from llmsim.serving.metrics import parse_slo, summarise
+    from llmsim.serving.simulate import simulate_serving
+
+    try:
+        run = validate(ServeRun, cfg["serve"], "serve")
+        hw = validate(HW_ADAPTER, cfg["hw"], "hw")
+        model = validate(ModelSpec, cfg["model"], "model")
+        reqs = poisson_stream(run.rate, run.requests, parse_dist(run.prompt_dist, "serve.prompt_dist", "prompt"),
+                              parse_dist(run.output_dist, "serve.output_dist", "output"), run.seed,
+                              model.max_positions)
+        res = simulate_serving(hw, model, make_scenario(cfg["scenario"]), reqs, scheduler=run.scheduler,
+                               replicas=run.replicas, cfg=run.engine(), fidelity=cfg["fidelity"])
+        m = summarise(res, parse_slo(run.slo) if run.slo else {})
+    except Exception as e:  # a failing point is a result, recorded with its error
+        return {"status": "error", "error": f"{type(e).__name__}: {e}", "elapsed_s": time.perf_counter() - t0}
+    out: dict[str, Any] = {"throughput_rps": m["throughput_requests_per_s"], "goodput_rps": m["goodput_requests_per_s"],
+                           "queueing_mean_s": m["queueing_s"]["mean"], "area_mm2": cfg["hw"].get("area_mm2"),
+                           "cost_usd": cfg["hw"].get("cost_usd"), "kv_blocks": m["kv_blocks"]}
+    for k in ("ttft", "tpot", "e2e"):
+        out |= {f"{k}_p50_s": m[f"{k}_s"]["p50"], f"{k}_p99_s": m[f"{k}_s"]["p99"]}
+    for k in ("throughput_tokens_per_s", "slo_attained", "preemptions", "batch_size_mean", "kv_use_mean",
+              "busy_fraction", "energy_j", "energy_per_request_j", "energy_per_token_j",
+              "energy_per_token_with_idle_j", "requests", "span_s"):
+        out[k] = m[k]
+    # no TPOT when every request has one output token: NaN is stored as null
+    out = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
     return out | {"status": "ok", "error": None, "elapsed_s": time.perf_counter() - t0}
 
 
@@ -197,7 +239,7 @@ def _row(spec: SweepSpec, point: Point, result: dict[str, Any], cfg_file: str) -
     row = {"key": point.key, "axes": point.values, "config_file": cfg_file, "llmsim_version": __version__} | result
     violated = []
     if result["status"] == "ok":
-        ctx = {"hw": point.hw, "model": point.model, "scenario": point.scenario} | result
+        ctx = point.context() | result
         violated = [c for c in spec.result_constraints() if not evaluate(c, ctx, f"constraint '{c}'")]
     return row | {"feasible": result["status"] == "ok" and not violated, "violated": violated}
 
@@ -243,7 +285,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, backend: str = "local", work
             progress(done, len(todo))
     seconds = time.perf_counter() - t0
     rows = [store.rows[p.key] for p in points]
-    objectives = spec.objectives or default_objectives([r for r in rows if r["status"] == "ok"])
+    objectives = spec.objectives or (list(SERVE_OBJECTIVES) if spec.serve is not None else
+                                     default_objectives([r for r in rows if r["status"] == "ok"]))
     front = pareto_front(rows, objectives)
     write_atomic(Path(out_dir) / "pareto.json", json.dumps(
         {"objectives": objectives, "keys": [r["key"] for r in front]}, indent=1, allow_nan=False))

@@ -20,7 +20,15 @@ A sweep spec (YAML) names a base and the axes to vary::
       - "avg_power_w <= 5"
     objectives: [total_s, energy_per_token_j]   # Pareto; "max:tokens_per_s" to maximise
 
-Axis paths start with ``hw.``, ``model.`` or ``scenario.`` (or are ``fidelity``); they are
+With a ``serve:`` block every point is an ``llmsim serve`` run instead (one Poisson rate; the block is
+:class:`llmsim.serving.config.ServeRun`: rate, requests, prompt_dist, output_dist, scheduler, replicas,
+slo, seed and the engine knobs), axes may also name ``serve.FIELD``, and rows hold :data:`SERVE_METRICS`::
+
+    serve: {rate: 2, requests: 200, prompt_dist: "fixed:64", output_dist: "fixed:16", slo: "ttft=50ms"}
+    axes: {serve.rate: [1, 2, 4], serve.replicas: [1, 2]}
+    objectives: ["max:goodput_rps", energy_per_token_j]
+
+Axis paths start with ``hw.``, ``model.``, ``scenario.`` or ``serve.`` (or are ``fidelity``); they are
 applied with :func:`llmsim.config.loader.apply_set`, so any existing field works and a
 misspelled path fails before anything runs. Every point is resolved and validated up front.
 """
@@ -53,7 +61,8 @@ from llmsim.config.model import ModelSpec
 from llmsim.errors import ConfigError
 from llmsim.sweep.expr import evaluate, names_in
 
-SPEC_KEYS = {"hw", "model", "scenario", "fidelity", "set", "axes", "derived", "sample", "constraints", "objectives"}
+SPEC_KEYS = {"hw", "model", "scenario", "fidelity", "set", "axes", "derived", "sample", "constraints", "objectives",
+             "serve"}
 #: result metrics a constraint or objective may name (columns of every result row)
 #: values one axis may expand to, and the default cap on a sweep's points (``--max-points``
 #: raises it): both are checked from the counts, before any list is built.
@@ -61,6 +70,12 @@ MAX_AXIS_VALUES = 1_000_000
 MAX_POINTS = 100_000
 METRICS = ("ttft_s", "tpot_s", "total_s", "tokens_per_s", "energy_j", "energy_per_token_j", "avg_power_w",
            "area_mm2", "cost_usd")
+#: the metrics of a serve point's row (a spec with a ``serve:`` block)
+SERVE_METRICS = ("throughput_rps", "throughput_tokens_per_s", "goodput_rps", "slo_attained", "ttft_p50_s",
+                 "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "queueing_mean_s",
+                 "preemptions", "batch_size_mean", "kv_use_mean", "busy_fraction", "energy_j",
+                 "energy_per_request_j", "energy_per_token_j", "energy_per_token_with_idle_j", "area_mm2",
+                 "cost_usd")
 
 
 @dataclass(frozen=True)
@@ -93,9 +108,16 @@ class Point:
     scenario: dict
     fidelity: str
     key: str = field(default="")
+    serve: dict | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"hw": self.hw, "model": self.model, "scenario": self.scenario, "fidelity": self.fidelity}
+        cfg = {"hw": self.hw, "model": self.model, "scenario": self.scenario, "fidelity": self.fidelity}
+        return cfg if self.serve is None else cfg | {"serve": self.serve}
+
+    def context(self) -> dict[str, Any]:
+        """The names a constraint may read about the point's config."""
+        ctx = {"hw": self.hw, "model": self.model, "scenario": self.scenario}
+        return ctx if self.serve is None else ctx | {"serve": self.serve}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -189,6 +211,11 @@ class SweepSpec:
     objectives: list[str]
     base_dir: Path
     source: str = "<spec>"
+    serve: dict[str, Any] | None = None   # a validated ServeRun dump: every point is a serve run
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return METRICS if self.serve is None else SERVE_METRICS
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
@@ -209,8 +236,8 @@ class SweepSpec:
         axes_raw = data.get("axes") or {}
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"{source}: axes must map a field path to values")
-        for key, kind in (("scenario", dict), ("sample", dict), ("derived", dict), ("set", (list, dict)),
-                          ("constraints", list), ("objectives", list)):
+        for key, kind in (("scenario", dict), ("serve", dict), ("sample", dict), ("derived", dict),
+                          ("set", (list, dict)), ("constraints", list), ("objectives", list)):
             if data.get(key) is not None and not isinstance(data[key], kind):
                 want = "a mapping" if kind is dict else "a list" if kind is list else "a list or a mapping"
                 raise ConfigError(f"{source}: {key}: expected {want}, got {type(data[key]).__name__}")
@@ -231,6 +258,11 @@ class SweepSpec:
         sets = data.get("set") or []
         if isinstance(sets, dict):
             sets = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
+        serve = None
+        if data.get("serve") is not None:
+            from llmsim.serving.config import ServeRun
+
+            serve = validate(ServeRun, data["serve"], f"{source}: serve").model_dump(mode="json")
         spec = cls(
             hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
             fidelity=fidelity, sets=list(sets),
@@ -238,13 +270,19 @@ class SweepSpec:
             derived={str(k): str(v) for k, v in (data.get("derived") or {}).items()}, sample=sample,
             constraints=[str(c) for c in data.get("constraints") or []],
             objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
+            serve=serve,
         )
         for a in spec.axes:
-            if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario"):
-                raise ConfigError(f"{source}: axis '{a.path}': must start with hw., model. or scenario.")
+            if a.path.split(".")[0] == "serve" and serve is None:
+                raise ConfigError(f"{source}: axis '{a.path}': needs a serve: block")
+            if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario", "serve"):
+                raise ConfigError(f"{source}: axis '{a.path}': must start with hw., model. or scenario. "
+                                  "(or serve. with a serve: block)")
+            if a.path.split(".")[0] == "serve" and (len(a.path.split(".")) != 2 or a.path[6:] not in serve):
+                raise ConfigError(f"{source}: axis '{a.path}': no such field (known: {', '.join(sorted(serve))})")
         for o in spec.objectives:
-            if o.removeprefix("max:").removeprefix("min:") not in METRICS:
-                raise ConfigError(f"{source}: objective '{o}' (known: {', '.join(METRICS)})")
+            if o.removeprefix("max:").removeprefix("min:") not in spec.metrics:
+                raise ConfigError(f"{source}: objective '{o}' (known: {', '.join(spec.metrics)})")
         return spec
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +292,8 @@ class SweepSpec:
         return {"hw": str(resolve_path(self.hw, "hw_configs", self.base_dir)),
                 "model": str(resolve_path(self.model, "workloads", self.base_dir)), "scenario": self.scenario,
                 "fidelity": self.fidelity, "set": self.sets, "axes": axes, "derived": self.derived,
-                "sample": self.sample, "constraints": self.constraints, "objectives": self.objectives}
+                "sample": self.sample, "constraints": self.constraints, "objectives": self.objectives} | (
+                    {} if self.serve is None else {"serve": self.serve})
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -318,11 +357,14 @@ class SweepSpec:
             for label in ("hw", "model"):
                 for p, v in routed[label]:
                     apply_set(dicts[label], p, v, label)
+            serve = dict(self.serve) if self.serve is not None else None
             for path, v in values.items():
                 if path == "fidelity":
                     continue
                 label, *rest = path.split(".")
-                if label == "scenario":
+                if label == "serve" and serve is not None:
+                    apply_set(serve, rest, v, label)
+                elif label == "scenario":
                     sc_over.append((rest, v))
                 else:
                     apply_set(dicts[label], rest, v, label)
@@ -336,17 +378,23 @@ class SweepSpec:
             hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
             scenario = make_scenario(dicts["scenario"]).model_dump(mode="json")
+            if serve is not None:
+                from llmsim.serving.config import ServeRun
+
+                serve = validate(ServeRun, serve, "serve").model_dump(mode="json")
         except ConfigError as e:
             point = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ConfigError(f"{self.source}: point ({point}): {e}") from None
         cfg = {"hw": hw, "model": model, "scenario": scenario, "fidelity": fidelity}
-        return Point(values, hw, model, scenario, fidelity, config_hash(cfg))
+        if serve is not None:
+            cfg["serve"] = serve
+        return Point(values, hw, model, scenario, fidelity, config_hash(cfg), serve)
 
     def config_constraints(self) -> list[str]:
-        return [c for c in self.constraints if not (names_in(c) & set(METRICS))]
+        return [c for c in self.constraints if not (names_in(c) & set(self.metrics))]
 
     def result_constraints(self) -> list[str]:
-        return [c for c in self.constraints if names_in(c) & set(METRICS)]
+        return [c for c in self.constraints if names_in(c) & set(self.metrics)]
 
     def points(self, max_points: int = MAX_POINTS) -> tuple[list[Point], dict[str, int]]:
         """Every unique design point that meets the config constraints, and counts
@@ -358,7 +406,7 @@ class SweepSpec:
         for values in self.raw_points(max_points):
             counts["sampled"] += 1
             pt = self.resolve(values, base)
-            ctx = {"hw": pt.hw, "model": pt.model, "scenario": pt.scenario}
+            ctx = pt.context()
             if not all(evaluate(c, ctx, f"constraint '{c}'") for c in pre):
                 counts["filtered"] += 1
                 continue

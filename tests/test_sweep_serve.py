@@ -1,0 +1,118 @@
+"""Serve sweeps: a sweep spec's ``serve:`` block makes every point an ``llmsim serve`` run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from llmsim.errors import ConfigError
+from llmsim.sweep import SweepSpec, read_rows, run_sweep
+from llmsim.sweep.space import SERVE_METRICS
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = """\
+hw: h100
+model: gpt2
+fidelity: analytic
+serve: {rate: 4, requests: 24, prompt_dist: "fixed:32", output_dist: "fixed:8", slo: "ttft=0.2ms,tpot=1ms"}
+axes:
+  serve.rate: [20, 2000]
+  serve.replicas: [1, 2]
+objectives: ["max:goodput_rps", energy_per_token_j]
+"""
+
+
+def _spec(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "spec.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve_sweep")
+    out = tmp / "out"
+    return run_sweep(SweepSpec.load(_spec(tmp, SPEC)), out, workers=1), out
+
+
+def test_serve_sweep_runs_to_4_rows_with_serving_metrics(swept):
+    res, out = swept
+    rows = read_rows(out / "results.jsonl")
+    assert res.total == 4 and len(rows) == 4 and res.errors == 0
+    assert {(r["axes"]["serve.rate"], r["axes"]["serve.replicas"]) for r in rows} == \
+        {(20, 1), (20, 2), (2000, 1), (2000, 2)}
+    for r in rows:
+        assert all(k in r for k in SERVE_METRICS)
+        assert r["requests"] == 24 and r["throughput_rps"] > 0 and r["energy_per_token_j"] > 0
+        assert r["ttft_p99_s"] >= r["ttft_p50_s"] > 0 and r["tpot_p99_s"] >= r["tpot_p50_s"] > 0
+        cfg = json.loads((out / r["config_file"]).read_text())
+        assert cfg["serve"]["rate"] == r["axes"]["serve.rate"] and cfg["serve"]["replicas"] == r["axes"][
+            "serve.replicas"]
+    # a higher offered rate serves more requests per second; the front is over the spec's objectives
+    by = {(r["axes"]["serve.rate"], r["axes"]["serve.replicas"]): r for r in rows}
+    assert by[(2000, 1)]["throughput_rps"] > by[(20, 1)]["throughput_rps"]
+    assert res.objectives == ["max:goodput_rps", "energy_per_token_j"] and res.front
+    # a rerun of the same spec runs nothing
+    again = run_sweep(SweepSpec.load(out / "sweep_spec.yaml"), out, workers=1)
+    assert again.ran == 0 and again.skipped == 4
+
+
+def test_laws_hold_on_every_row(swept):
+    _, out = swept
+    rows = read_rows(out / "results.jsonl")
+    assert any(r["goodput_rps"] < r["throughput_rps"] for r in rows)  # the SLO bites somewhere
+    for r in rows:
+        assert r["goodput_rps"] <= r["throughput_rps"] * (1 + 1e-12)
+        assert 0 <= r["slo_attained"] <= 1 and 0 < r["busy_fraction"] <= 1 + 1e-9
+        assert r["energy_per_token_with_idle_j"] >= r["energy_per_token_j"]
+        # each request's E2E >= its TTFT, so every percentile is ordered the same way
+        assert r["e2e_p99_s"] >= r["ttft_p99_s"] and r["e2e_p50_s"] >= r["ttft_p50_s"]
+
+
+@pytest.mark.parametrize("text, named", [
+    (SPEC.replace("requests: 24", "reqests: 24"), "serve: reqests"),
+    (SPEC.replace("serve.rate:", "serve.rat:"), "serve.rat"),
+    (SPEC.replace("serve.replicas:", "serve.replicas.n:"), "serve.replicas.n"),
+    (SPEC.replace('slo: "ttft=0.2ms,tpot=1ms"', 'slo: "ttfb=2ms"'), "slo"),
+    (SPEC.replace('"fixed:32"', '"fixd:32"'), "prompt_dist"),
+    (SPEC.replace("rate: 4, ", ""), "serve: rate"),
+    (SPEC.replace("energy_per_token_j]", "total_s]"), "total_s"),
+    (SPEC.replace("serve: {", "#").replace('"ttft=0.2ms,tpot=1ms"}', ""), "serve.rate"),
+    (SPEC.replace("serve.replicas: [1, 2]", "serve.replicas: [0, 1]"), "replicas"),
+])
+def test_bad_serve_input_fails_in_one_line_naming_it(tmp_path, text, named):
+    with pytest.raises(ConfigError) as e:
+        SweepSpec.load(_spec(tmp_path, text)).points()
+    msg = str(e.value)
+    assert named in msg and "\n" not in msg
+
+
+def test_example_spec_parses_to_its_points():
+    spec = SweepSpec.load(ROOT / "examples" / "sweep_serve_rate.yaml")
+    points, _ = spec.points()
+    assert len(points) == 5 * 2 * 2 and all(p.serve is not None for p in points)
+
+
+def test_ray_runs_serve_points_like_the_local_pool(tmp_path, swept):
+    # .ci/run installs ray: in CI a missing ray is a failure, not a skip
+    ray = __import__("ray") if os.environ.get("CI") else pytest.importorskip("ray")
+    local, _ = swept
+    try:
+        res = run_sweep(SweepSpec.load(_spec(tmp_path, SPEC)), tmp_path / "ray", backend="ray", workers=2)
+    finally:
+        ray.shutdown()
+    strip = ("elapsed_s", "config_file")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in res.rows] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in local.rows]
+
+
+def test_constraints_read_serve_fields_and_serve_metrics(tmp_path):
+    spec = SweepSpec.load(_spec(tmp_path, SPEC + 'constraints: ["serve.rate * serve.replicas <= 2000", '
+                                                 '"goodput_rps <= throughput_rps"]\n'))
+    assert spec.config_constraints() == ["serve.rate * serve.replicas <= 2000"]
+    assert spec.result_constraints() == ["goodput_rps <= throughput_rps"]
+    points, counts = spec.points()
+    assert len(points) == 3 and counts["filtered"] == 1
