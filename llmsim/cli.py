@@ -180,7 +180,7 @@ def _run_speculative(hw_spec, model, sc, fidelity: str, text: str, json_out: str
                f"speed-up {r.speedup:.2f}x)")
     click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (plain {_fmt_j(r.baseline_energy_per_token_j)})")
     if json_out:
-        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        write_json(json_out, r.to_dict())
         click.echo(f"wrote {json_out}")
 
 
@@ -201,7 +201,7 @@ def _run_ragged(hw_spec, model, sc, fidelity: str, text: str, batch, prompt, jso
     click.echo(f"  padding waste   {100 * r.padding_token_fraction:.1f}% of prompt tokens, "
                f"{100 * r.padding_time_fraction:.1f}% of the padded time")
     if json_out:
-        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        write_json(json_out, r.to_dict())
         click.echo(f"wrote {json_out}")
 
 
@@ -220,7 +220,7 @@ def _run_exit(hw_spec, model, sc, fidelity: str, text: str, json_out: str | None
     click.echo(f"  energy/token    {_fmt_j(r.energy_per_token_j)}  (every layer "
                f"{_fmt_j(r.baseline_energy_per_token_j)})")
     if json_out:
-        write_atomic(json_out, json.dumps(r.to_dict(), sort_keys=True, indent=1))
+        write_json(json_out, r.to_dict())
         click.echo(f"wrote {json_out}")
 
 

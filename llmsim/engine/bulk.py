@@ -28,7 +28,7 @@ import numpy as np
 from llmsim.devices.base import Cost, Device
 from llmsim.engine.replay import Schedule, attribution, replay, replayable
 from llmsim.engine.result import LazyRecords, OpRecord, Segment, StepResult, _sum_into, op_class
-from llmsim.engine.simulate import _attribute, _cuts, _run_segment, _segment_key
+from llmsim.engine.simulate import _attribute, _cuts, _run_segment, _segment_key, op_record
 from llmsim.engine.template import StepTemplate
 
 
@@ -341,17 +341,9 @@ def _records_builder(g, layout, segs, runs, s, cost, group_of, gops):
             occ_i[key] += 1
             r = runs[key]
             for v, ss, a in zip(nodes, r.segments(s), r.share[s].tolist(), strict=True):
-                op, c = g.nodes[v]["op"], cost(v, s)
                 gi = group_of.get(v)
-                shape_op = op if gi is None else gops[gi][s]
-                shifted = tuple(Segment(x.unit, x.start + t, x.end + t, x.issue) for x in ss)
-                records.append(OpRecord(
-                    name=v, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=shape_op.flops,
-                    start=shifted[0].start if shifted else t, end=max(x.end for x in shifted) if shifted else t,
-                    segments=shifted, busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
-                    bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
-                    shape=dict(shape_op.shape), bytes_total=shape_op.bytes_total, attributed_s=a,
-                ))
+                records.append(op_record(v, g.nodes[v]["op"], cost(v, s), ss, t, a,
+                                         None if gi is None else gops[gi][s]))  # the op at this step's context
             t += float(r.dur[s])
         return records
     return build

@@ -27,6 +27,7 @@ import simpy
 
 from llmsim.devices.base import Cost, Device
 from llmsim.engine.result import OpRecord, Segment, StepResult
+from llmsim.graph.ops import Op
 
 
 def _attribute(segs: list[list[Segment]], total: float) -> tuple[list[float], float]:
@@ -147,6 +148,22 @@ def _run_segment(nodes: list[str], graph: nx.DiGraph, costs: dict[str, Cost],
     return env.now, [segments[v] for v in nodes]
 
 
+def op_record(name: str, op: Op, c: Cost, segments: list[Segment], t: float, attributed_s: float,
+              shape_op: Op | None = None) -> OpRecord:
+    """The trace record of ``op`` (named ``name``) whose segments, relative to its segment run,
+    start at ``t`` in the step; ``c`` is the device's cost. ``shape_op`` (default ``op``) gives
+    shape, FLOPs and bytes: the bulk path's op at this step's context."""
+    shape_op = shape_op or op
+    shifted = tuple(Segment(x.unit, x.start + t, x.end + t, x.issue) for x in segments)
+    return OpRecord(
+        name=name, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=shape_op.flops,
+        start=shifted[0].start if shifted else t, end=max(x.end for x in shifted) if shifted else t,
+        segments=shifted, busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
+        bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
+        shape=dict(shape_op.shape), bytes_total=shape_op.bytes_total, attributed_s=attributed_s,
+    )
+
+
 def _segment_key(nodes: list[str], graph: nx.DiGraph) -> tuple:
     local = {v: i for i, v in enumerate(nodes)}
     sig = tuple(graph.nodes[v]["op"].signature for v in nodes)
@@ -180,15 +197,7 @@ def simulate_step(graph: nx.DiGraph, device: Device, reuse: bool = True) -> Step
         dur, segs, share, seg_idle = memo[key]
         idle += seg_idle
         for v, ss, a in zip(nodes, segs, share, strict=True):
-            op, c = graph.nodes[v]["op"], costs[v]
-            shifted = tuple(Segment(s.unit, s.start + t, s.end + t, s.issue) for s in ss)
-            records.append(OpRecord(
-                name=v, kind=op.kind.value, layer=op.layer, stack=op.stack, flops=op.flops,
-                start=shifted[0].start if shifted else t, end=max(s.end for s in shifted) if shifted else t,
-                segments=shifted, busy_s=c.device_seconds, cycles=c.cycles, compute_cycles=c.compute_cycles,
-                bytes_by_level=c.bytes_by_level, energy_j=c.energy_j, stats=c.stats,
-                shape=dict(op.shape), bytes_total=op.bytes_total, attributed_s=a,
-            ))
+            records.append(op_record(v, graph.nodes[v]["op"], costs[v], ss, t, a))
         t += dur
     g = graph.graph
     return StepResult.build(

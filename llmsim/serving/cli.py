@@ -60,7 +60,7 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
           fidelity, sets, json_out, report_out):
     """Serve a request stream: continuous batching, paged KV, TTFT/TPOT/E2E, goodput, energy."""
     from llmsim.cli import _specs
-    from llmsim.io import write_atomic
+    from llmsim.io import write_atomic, write_json
     from llmsim.report.text import fmt_j as _fmt_j
     from llmsim.report.text import fmt_s as _fmt_s
     from llmsim.serving.arrivals import parse_dist, poisson_stream, trace_stream
@@ -112,7 +112,7 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
     d = {"kind": "serve", "scheduler": scheduler, "replicas": replicas, "seed": seed, "runs": runs,
          "config": resolved_config(hw_spec, model, sc, fidelity) | {"serve": cfg.model_dump(mode="json")}}
     if json_out:
-        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        write_json(json_out, d)
         click.echo(f"wrote {json_out}")
     if report_out:
         from llmsim.serving.report import build

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -70,7 +69,7 @@ def print_plan(d: dict) -> None:
 
 def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int | None, json_out: str | None,
                ep: int | None = None, dp: int | None = None) -> dict:
-    from llmsim.io import write_atomic
+    from llmsim.io import write_json
     from llmsim.report.text import run_summary
     from llmsim.system.run import simulate_system
 
@@ -83,7 +82,7 @@ def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int 
                                           f"KV {sc.kv_dtype.value}, mode {sc.mode}")))
     print_plan(d)
     if json_out:
-        write_atomic(json_out, json.dumps(d, sort_keys=True, indent=1))
+        write_json(json_out, d)
         click.echo(f"wrote {json_out}")
     return d
 
@@ -91,7 +90,7 @@ def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int 
 def step_system(specs, fidelity: str, phase: str, batch: int, seq: int | None, context: int | None,
                 tp: int | None, pp: int | None, micro: int | None, json_out: str | None, ep: int | None = None,
                 dp: int | None = None) -> None:
-    from llmsim.io import write_atomic
+    from llmsim.io import write_json
     from llmsim.report.text import fmt_j as _fmt_j
     from llmsim.report.text import fmt_s as _fmt_s
     from llmsim.system.run import simulate_system_step
@@ -106,5 +105,5 @@ def step_system(specs, fidelity: str, phase: str, batch: int, seq: int | None, c
     for k, v in sorted(res.latency_breakdown_s.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {k:<12} {_fmt_s(v):>12}  {100 * v / res.latency_s:5.1f}%")
     if json_out:
-        write_atomic(json_out, json.dumps(res.to_dict(trace=True) | {"config": cfg}, sort_keys=True, indent=1))
+        write_json(json_out, res.to_dict(trace=True) | {"config": cfg})
         click.echo(f"wrote {json_out}")
