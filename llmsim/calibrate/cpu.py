@@ -8,12 +8,15 @@ to the uncontended value (validation runs take medians on a quiet machine instea
   = FLOP/s ÷ (threads × clock): the model treats a large GEMM's rate as the core's peak;
 * STREAM copy/triad with arrays ≥ 4 × the last-level cache, all threads and one thread →
   ``memory_efficiency`` and ``core_memory_bandwidth_bytes_per_s``;
-* read bandwidth of arrays half the size of L2 and of L3 (dispatch time subtracted);
+* read bandwidth of arrays half the size of L2 (dispatch time subtracted); for the shared last level, a
+  sweep of working sets up to the OS figure gives the capacity this process can use and its bandwidth
+  (:mod:`llmsim.calibrate.llc`);
 * per-op dispatch: a 1-element add in a loop → ``framework.eager_dispatch_s``;
 * small-batch GEMMs: 1-row matmuls over a chain of distinct 8 MiB weights, ≥ 2 × the LLC in all (the
-  access pattern of a decode step) → ``gemv_weight_bytes_per_s``; on one weight ≥ 4 × the last-level cache
-  an 8-row matmul minus its FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight
-  before a multi-row GEMM; that pass streams the weight at its own, measured rate);
+  access pattern of a decode step) → ``gemv_weight_bytes_per_s``; 8-row matmuls over the same chain minus
+  their FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight before a multi-row
+  GEMM; that pass streams the weight at its own, measured rate); both also on one weight ≥ 4 × the LLC,
+  recorded in ``source:`` only;
 * pointwise kernels as the reference model calls them (GELU-tanh, ReLU, SiLU·mul, GELU·mul, add, LayerNorm,
   RMSNorm) on 64 × 1024 fp32, one thread, dispatch subtracted → ``pointwise_cycles_per_element``;
 * fork/join: the same add above the parallel grain with all threads vs one → ``parallel_region_s``.
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from llmsim.calibrate.llc import llc_source, measure_llc
 from llmsim.calibrate.machine import (
     REGISTER_TILE_BY_ISA,
     VECTOR_BYTES_BY_ISA,
@@ -160,6 +164,7 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     one = 12.0 * n / min(_time(lambda: be.triad(*arrays), reps))
     be.set_threads(be.threads)
     res.update(copy_bytes_per_s=copy, triad_bytes_per_s=triad, core_triad_bytes_per_s=one)
+    far, arrays_n = arrays[0], n  # kept: the main-memory read rate of the last-level-cache sweep
     arrays.clear()
     say(f"triad {triad / 1e9:.1f} GB/s, one core {one / 1e9:.1f} GB/s")
 
@@ -179,11 +184,30 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         say(f"eager op host time: a layer {raw['layer'] * 1e6:.0f} us, attention {ops['attention'] * 1e6:.1f} us")
 
     say("cache read bandwidth")
-    for lvl in facts.caches[1:]:
-        m = max(1024, lvl.size_bytes // 2 // 4)
+
+    def read_rate(n_bytes: int, reps: int = many) -> float:
+        m = max(1024, n_bytes // 4)
         arr = be.empty(m)
-        t = min(_time(lambda arr=arr: be.sum(arr), many))
-        res[f"l{lvl.level}_read_bytes_per_s"] = 4.0 * m / max(t - dispatch, t * 0.05)
+        t = min(_time(lambda: be.sum(arr), reps))
+        return 4.0 * m / max(t - dispatch, t * 0.05)
+
+    for lvl in facts.caches[1:-1] if len(facts.caches) > 2 else facts.caches[1:]:
+        res[f"l{lvl.level}_read_bytes_per_s"] = read_rate(lvl.size_bytes // 2)
+    if len(facts.caches) > 2:  # the shared last level: the capacity this process can use, swept on one thread
+        last, inner = facts.caches[-1], facts.caches[-2]
+        be.set_threads(1)
+        memory_read = 4.0 * arrays_n / min(_time(lambda: be.sum(far), reps))
+        llc = measure_llc(lambda b: read_rate(b, reps), 2 * inner.size_bytes // max(1, inner.sharers),
+                          last.size_bytes, memory_read)
+        be.set_threads(be.threads)
+        at = llc["bandwidth_at_bytes"]
+        bw = max(memory_read, read_rate(at) if at else 4.0 * arrays_n / min(_time(lambda: be.sum(far), reps)))
+        res[f"l{last.level}_read_bytes_per_s"] = bw
+        res.update(llc_capacity_bytes=llc["capacity_bytes"], llc_sweep=llc["sweep"],
+                   memory_read_bytes_per_s=memory_read)
+        say(f"last-level cache: {last.size_bytes / 2**20:.0f} MiB reported, {llc['capacity_bytes'] / 2**20:.1f} MiB "
+            f"usable, read at {bw / 1e9:.1f} GB/s (main memory {memory_read / 1e9:.1f} GB/s, one thread)")
+    far = None  # free the main-memory array
 
     say("weight streaming of small-batch GEMMs (GEMV, packed GEMM)")
     side = 1024 if quick else max(2048, int((4 * llc / 4) ** 0.5))  # fp32 weight >= 4 x LLC
@@ -202,18 +226,26 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     chain = [be.empty(0, "fp32", (side_w, side_w)) for _ in range(n_w)]
     a1, c1 = be.empty(0, "fp32", (1, side_w)), be.empty(0, "fp32", (1, side_w))
 
-    def run_chain() -> None:
-        for wi in chain:
-            be.matmul(a1, wi, c1)
+    a8, c8 = be.empty(0, "fp32", (8, side_w)), be.empty(0, "fp32", (8, side_w))
 
-    res["gemv_weight_bytes_per_s"] = 4.0 * side_w * side_w * len(chain) / min(_time(run_chain, reps))
+    def run_chain(a=a1, c=c1) -> None:
+        for wi in chain:
+            be.matmul(a, wi, c)
+
+    chain_bytes = 4.0 * side_w * side_w * len(chain)
+    res["gemv_weight_bytes_per_s"] = chain_bytes / min(_time(run_chain, reps))
     res["gemv_one_weight_bytes_per_s"] = w_bytes / rates[1]
     res["gemv_chain_side"] = side_w
+    # packing: the 8-row time minus its FLOPs at the GEMM rate, on the same chain (a prefill or batched
+    # decode step packs the same sequence of distinct weights); the one-weight figure goes to source:
+    t8 = min(_time(lambda: run_chain(a8, c8), reps))
+    compute_8 = 2.0 * 8 * chain_bytes / 4.0 / gemm["fp32"]
+    res["pack_weight_bytes_per_s"] = chain_bytes / max(t8 - compute_8, 0.05 * t8)
     compute_8 = 2.0 * 8 * side * side / gemm["fp32"]
-    res["pack_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
+    res["pack_one_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
     say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s over a chain of weights "
         f"({res['gemv_one_weight_bytes_per_s'] / 1e9:.1f} GB/s on one large weight), "
-        f"pack {res['pack_weight_bytes_per_s'] / 1e9:.1f} GB/s")
+        f"pack {res['pack_weight_bytes_per_s'] / 1e9:.1f} GB/s ({res['pack_one_weight_bytes_per_s'] / 1e9:.1f})")
 
     if be.torch:
         say("pointwise kernels (one thread, in cache)")
@@ -284,7 +316,10 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
     for c in rest:
         bw = res.get(f"l{c.level}_read_bytes_per_s", 0.0)
         shared = c.sharers >= f.cores and f.cores > 1
-        entry = {"name": f"l{c.level}", "capacity_bytes": c.size_bytes if shared else c.size_bytes // c.sharers,
+        cap = c.size_bytes if shared else c.size_bytes // c.sharers
+        if c is f.caches[-1] and "llc_capacity_bytes" in res:
+            cap = min(cap, res["llc_capacity_bytes"])
+        entry = {"name": f"l{c.level}", "capacity_bytes": cap,
                  "bandwidth_bytes_per_s": float(f"{(bw if shared else bw / threads):.4g}")}
         onchip.append(entry)
         if not shared:
@@ -314,18 +349,20 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                       f"fewest whose simulated sequential rate covers the measured bandwidth, {ranks} rank(s) to hold "
                       f"{f.memory_bytes / 1e9:.1f} GB; "
                       "memory_efficiency = triad / the cycle-level DRAM model's sequential rate",
-            "onchip": "capacities from the OS (per core for private levels); L2/L3 bandwidth = read (sum) of half "
+            "onchip": "capacities from the OS (per core for private levels); L2 bandwidth = read (sum) of half "
                       "the level, dispatch subtracted, per core for private levels; L1 bandwidth NOT measured: "
-                      f"2 x {vec} B vector loads per cycle x clock (estimate)",
+                      f"2 x {vec} B vector loads per cycle x clock (estimate)"
+                      + llc_source(res, f.caches[-1].size_bytes),
             "pointwise": "pointwise_cycles_per_element = (best-of-repeats time of the function on 64 x 1024 "
                          "fp32, one thread, minus one dispatch) x clock / elements, as the reference model calls it",
             "blas": "gemv_weight_bytes_per_s = fp32 weight bytes / time of 1-row matmuls over a chain of distinct "
                     f"{res.get('gemv_chain_side', '?')} x {res.get('gemv_chain_side', '?')} weights "
                     "(8 MiB each, >= 2 x the LLC in all, at most 64: a decode step's access pattern; "
                     f"one large square weight streams at {gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
-                    "pack_weight_bytes_per_s = the same weight / (time of an 8-row "
-                    "matmul minus its FLOPs at the measured GEMM rate): the library's packing of a DRAM-resident "
-                    "weight, which precedes each multi-row GEMM",
+                    "pack_weight_bytes_per_s = the same chain's bytes / (time of 8-row "
+                    "matmuls over it minus their FLOPs at the measured GEMM rate): the library's packing of a "
+                    "DRAM-resident weight, which precedes each multi-row GEMM (on one large weight: "
+                    f"{gb(res.get('pack_one_weight_bytes_per_s', 0.0))} GB/s)",
             "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); "
                          "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain"
                          + ("; eager_op_s = each op kind's block of the PyTorch reference on tiny tensors, one "

@@ -139,3 +139,16 @@ def gemm_traffic_loop(M: int, K: int, N: int, blk: Blocking, a_bytes: float, b_b
             if pc == 0:
                 tiles_total += tiles
     return GemmTraffic(tuple(t), cycles, tiles_total)
+
+
+def gemv_traffic(K: int, N: int, a_bytes: float, b_bytes: float, homes: tuple[int, int, int],
+                 n_levels: int) -> tuple[float, ...]:
+    """Bytes per level of a one-row product on the library's GEMV path: no packing, B streams once from
+    its home, the input row is read once and the output row written once (both stay in L1 meanwhile)."""
+    a_home, b_home, c_home = homes
+    t = [0.0] * n_levels
+    for x, h in ((K * N * b_bytes, b_home), (K * a_bytes, a_home), (N * a_bytes, c_home)):
+        for i in range(h + 1):
+            t[i] += x
+    return tuple(t)
+

@@ -28,7 +28,7 @@ from dataclasses import replace
 from math import ceil
 
 from llmsim.config.hardware import CpuSpec, SramLevelSpec
-from llmsim.devices._cpu_blocking import Blocking, choose_blocking, gemm_traffic
+from llmsim.devices._cpu_blocking import Blocking, choose_blocking, gemm_traffic, gemv_traffic
 from llmsim.devices.base import Cost, Device, Phase
 from llmsim.errors import UnsupportedOpError
 from llmsim.graph.ops import Op, OpKind
@@ -176,10 +176,8 @@ class Cpu(Device):
         stats = {"mc": blk.mc, "kc": blk.kc, "nc": blk.nc, "tiles": float(g.tiles)}
         traffic = list(g.bytes_by_level)
         packed_level = len(self.levels) - 1
-        if Me == 1:
-            # a one-row product takes the library's GEMV path: B streams once from its home, unpacked
-            # (no packed-panel write, no micro-panel pass over a packed copy)
-            _unmove(traffic, 2.0 * K * N * b, packed_level)
+        if Me == 1:  # the library's GEMV path: B streams once from its home, unpacked
+            traffic = list(gemv_traffic(K, N, b, bw, (a_home, b_home, c_home), len(self.levels) + 1))
         w_bytes = E * K * N * bw
         if weighted and b_home == self.dram_index:  # the BLAS library's measured weight-streaming rates
             if Me == 1 and self.spec.gemv_weight_bytes_per_s:

@@ -1,0 +1,87 @@
+"""CPU: the framework BLAS's weight streaming (GEMV, packing) and the usable last-level cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmsim.calibrate.llc import effective_capacity, measure_llc, sweep_sizes
+from llmsim.config.base import DType
+from llmsim.config.loader import load_hardware
+from llmsim.devices.base import build_device
+from llmsim.graph import factory as f
+
+XEON = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "cpu_validation" / "calibrated.yaml"
+MIB = 1 << 20
+
+
+def _dev(**update):
+    spec = load_hardware(XEON)
+    return spec, build_device(spec.model_copy(update=update), "cycle", "eager")
+
+
+def test_one_row_gemm_streams_its_weight_once_through_every_level():
+    spec, dev = _dev()
+    K, N = 1024, 4096
+    c = dev.cycle_cost(f.matmul("op", 1, K, N, dtype=DType.fp32))
+    w = 4.0 * K * N
+    for name, b in c.bytes_by_level.items():  # the weight once, plus the 1-row input and output
+        assert w <= b <= w + 4.0 * 4 * (K + N), name
+
+
+def test_gemv_runs_at_the_calibrated_chain_rate_when_memory_is_faster():
+    spec, dev = _dev()
+    K = N = 1448  # calibrate's chain weight (8 MiB fp32)
+    c = dev.cycle_cost(f.matmul("op", 1, K, N, dtype=DType.fp32))
+    expect = 4.0 * K * N / spec.gemv_weight_bytes_per_s + spec.parallel_region_s
+    assert c.seconds == pytest.approx(expect, rel=1e-9)
+
+
+def test_eight_row_gemm_costs_its_flops_plus_the_calibrated_packing():
+    """The model reproduces the measurement it was calibrated from: pack rate = w / (t8 − FLOPs at peak)."""
+    spec, dev = _dev()
+    K = N = 1448
+    c = dev.cycle_cost(f.matmul("op", 8, K, N, dtype=DType.fp32))
+    peak = spec.cores.flops_per_cycle["fp32"] * spec.cores.clock_hz * spec.threads
+    compute = 2.0 * 8 * K * N / peak
+    pack = 4.0 * K * N / spec.pack_weight_bytes_per_s
+    # the register tile computes 32 rows for 8 (edge tiles cost a full tile): compute is at least the FLOPs
+    assert c.seconds >= compute + pack
+    assert c.seconds == pytest.approx(c.compute_cycles / spec.cores.clock_hz + pack + spec.parallel_region_s,
+                                      rel=1e-9)
+
+
+def test_more_rows_never_stream_a_weight_faster_than_one():
+    _, dev = _dev()
+    t = [dev.cycle_cost(f.matmul("op", m, 1280, 5120, dtype=DType.fp32)).seconds for m in (1, 2, 4, 8, 32, 128)]
+    assert t == sorted(t)
+
+
+# ---- the usable last-level cache -----------------------------------------------------------------------
+def test_sweep_doubles_up_to_the_os_capacity():
+    assert sweep_sizes(4 * MIB, 300 * MIB) == [4 * MIB, 8 * MIB, 16 * MIB, 32 * MIB, 64 * MIB, 128 * MIB,
+                                               256 * MIB, 300 * MIB]
+
+
+def test_llc_capacity_is_the_knee_of_the_read_sweep():
+    sizes = sweep_sizes(4 * MIB, 300 * MIB)
+    rates = [25e9, 24e9, 24e9, 23e9, 20e9, 14e9, 13.5e9, 13.4e9]  # this VM's one-thread sweep, GB/s
+    assert effective_capacity(sizes, rates, 13e9) == 64 * MIB
+
+
+def test_no_visible_step_means_the_smallest_set_at_memory_speed():
+    sizes = sweep_sizes(4 * MIB, 64 * MIB)
+    assert effective_capacity(sizes, [10e9] * len(sizes), 12e9) == 4 * MIB
+    m = measure_llc(lambda b: 10e9, 4 * MIB, 64 * MIB, 12e9)
+    assert m["capacity_bytes"] == 4 * MIB and m["bandwidth_at_bytes"] == 0
+
+
+def test_a_cache_that_holds_everything_keeps_the_os_capacity():
+    m = measure_llc(lambda b: 80e9, 4 * MIB, 32 * MIB, 20e9)
+    assert m["capacity_bytes"] == 32 * MIB and m["bandwidth_at_bytes"] == 16 * MIB
+
+
+def test_effective_capacity_names_its_inputs_when_they_disagree():
+    with pytest.raises(ValueError, match="one rate per size"):
+        effective_capacity([1, 2], [1.0], 1.0)
