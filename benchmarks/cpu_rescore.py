@@ -1,6 +1,7 @@
 """Re-score saved CPU validation runs against the current model, without re-measuring.
 
-    python benchmarks/cpu_rescore.py [DIR ...]   # default: every run under benchmarks/data/cpu_validation
+    python benchmarks/cpu_rescore.py [DIR ...] [--set FIELD=VALUE] [--json OUT]
+    # default DIRs: every run under benchmarks/data/cpu_validation
 
 A run directory holds the ``calibrated.yaml`` that ``llmsim calibrate`` wrote and the ``val-*.json`` files that
 ``llmsim validate --json`` wrote on the same host. The measured seconds are read back from the JSON; the
@@ -26,11 +27,11 @@ def runs(paths: list[str]) -> list[Path]:
     return sorted({p.parent for p in HERE.rglob("calibrated.yaml")})
 
 
-def rescore(run: Path) -> list[dict]:
-    from llmsim.config.loader import load_hardware, load_model
+def rescore(run: Path, overrides: list[str] = ()) -> list[dict]:
+    from llmsim.config.loader import load_hardware, load_model, parse_set
     from llmsim.reference.compare import predict
 
-    hw = load_hardware(run / "calibrated.yaml")
+    hw = load_hardware(run / "calibrated.yaml", parse_set(list(overrides)))
     rows = []
     for f in sorted(run.glob("val-*.json")):
         d = json.loads(f.read_text())
@@ -56,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="*", help="run directories (calibrated.yaml + val-*.json)")
     ap.add_argument("--json", help="write the rows and summaries here")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a calibrated field (a what-if; the saved yaml is not changed)")
     a = ap.parse_args(argv)
     report = {}
     for run in runs(a.dirs):
-        rows = rescore(run)
+        rows = rescore(run, a.set)
         s = summary(rows)
         report[str(run)] = {"rows": rows, "summary": s}
         print(f"{run}")

@@ -5,7 +5,12 @@ The cycle-level cost of an op on ``threads`` cores (all facts from the preset YA
 * **GEMM** (matmul): BLIS five-loop blocking chosen from the cache capacities
   (:mod:`llmsim.devices._cpu_blocking`); compute = busiest thread's micro-kernel calls ×
   ``2·mr·nr / flops_per_cycle[dtype]`` cycles per rank-1 step (edge tiles cost a full tile, the
-  thread split rounds up); bytes per level from the loop nest.
+  thread split rounds up); bytes per level from the loop nest. With the framework BLAS's measured
+  rates: a one-row product takes the library's GEMV path (no packing: the weight streams once, no
+  faster than ``gemv_weight_bytes_per_s``); a multi-row GEMM first packs its weight at
+  ``pack_weight_bytes_per_s`` (additive: packing precedes the panel's compute), and that measured pass
+  covers B's read, the packed write and the first pass over the packed panel, so only further passes
+  stay in the level traffic.
 * **Attention**: per (sequence, head, block of ``mr`` query rows) a score GEMM, softmax and a
   context GEMM, split over threads; K/V stream from main memory once, are re-read from cache
   by later query blocks.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The CPU acceptance run of issue 10 in one command (run it on a quiet machine, in the project's venv):
+#     bash benchmarks/cpu_acceptance.sh [OUTDIR]     # default OUTDIR: cpu-acceptance-<UTC time>
+# Calibrates this host (llmsim calibrate), times the PyTorch reference and predicts it for gpt2, gpt2-medium
+# and gpt2-large (fp32 eager; prefill 1x32, 1x128; decode 1x128, 4x128; medians of 10 runs), then scores the
+# run with benchmarks/cpu_rescore.py (MAPE per phase and over the 12 cases, worst decode-B1 error).
+# Copy OUTDIR into benchmarks/data/cpu_validation/ to keep it; cpu_rescore.py re-predicts it after model changes.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${1:-cpu-acceptance-$(date -u +%Y%m%dT%H%MZ)}"
+mkdir -p "$out"
+{
+  date -u
+  uptime
+  llmsim calibrate --out "$out/calibrated.yaml"
+  for m in gpt2 gpt2-medium gpt2-large; do
+    llmsim validate --hw "$out/calibrated.yaml" --device cpu --model "$m" --dtype fp32 \
+      --cases prefill:1x32,prefill:1x128,decode:1x128,decode:4x128 --iters 10 --json "$out/val-$m.json"
+  done
+  uptime
+  date -u
+  python "$here/cpu_rescore.py" "$out" --json "$out/score.json"
+} 2>&1 | grep -v -e '^USDT' -e 'Failed to initialize NumPy' | tee "$out/log"
