@@ -85,3 +85,20 @@ def test_a_cache_that_holds_everything_keeps_the_os_capacity():
 def test_effective_capacity_names_its_inputs_when_they_disagree():
     with pytest.raises(ValueError, match="one rate per size"):
         effective_capacity([1, 2], [1.0], 1.0)
+
+
+def test_preset_takes_the_usable_llc_not_the_os_figure():
+    from llmsim.calibrate.cpu import build_preset
+    from llmsim.calibrate.machine import CacheLevel, MachineFacts
+
+    facts = MachineFacts("test cpu", 2, 2.1e9, "given", "avx512",
+                         [CacheLevel(1, 48 << 10, 1), CacheLevel(2, 2 << 20, 1), CacheLevel(3, 300 * MIB, 2)], 32 << 30)
+    res = {"facts": facts, "backend": "numpy", "threads": 2, "quick": False,
+           "gemm_flops_per_s": {"fp32": 3e11}, "copy_bytes_per_s": 26e9, "triad_bytes_per_s": 27e9,
+           "core_triad_bytes_per_s": 17e9, "dispatch_s": 1e-6, "l2_read_bytes_per_s": 80e9,
+           "l3_read_bytes_per_s": 45e9, "parallel_region_s": 3e-6, "llc_capacity_bytes": 64 * MIB,
+           "llc_sweep": {4 * MIB: 25e9, 64 * MIB: 20e9, 128 * MIB: 13.8e9}, "memory_read_bytes_per_s": 13e9}
+    p = build_preset(res, "t")
+    assert p["onchip"][2]["capacity_bytes"] == 64 * MIB
+    assert p["onchip"][2]["bandwidth_bytes_per_s"] == pytest.approx(45e9)
+    assert "the OS reports 300 MiB" in p["source"]["onchip"] and "64 MiB 20.0" in p["source"]["onchip"]
