@@ -197,15 +197,15 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         last, inner = facts.caches[-1], facts.caches[-2]
         be.set_threads(1)
         memory_read = 4.0 * arrays_n / min(_time(lambda: be.sum(far), reps))
-        llc = measure_llc(lambda b: read_rate(b, reps), 2 * inner.size_bytes // max(1, inner.sharers),
-                          last.size_bytes, memory_read)
+        sweep = measure_llc(lambda b: read_rate(b, reps), 2 * inner.size_bytes // max(1, inner.sharers),
+                            last.size_bytes, memory_read)
         be.set_threads(be.threads)
-        at = llc["bandwidth_at_bytes"]
+        at = sweep["bandwidth_at_bytes"]
         bw = max(memory_read, read_rate(at) if at else 4.0 * arrays_n / min(_time(lambda: be.sum(far), reps)))
         res[f"l{last.level}_read_bytes_per_s"] = bw
-        res.update(llc_capacity_bytes=llc["capacity_bytes"], llc_sweep=llc["sweep"],
+        res.update(llc_capacity_bytes=sweep["capacity_bytes"], llc_sweep=sweep["sweep"],
                    memory_read_bytes_per_s=memory_read)
-        say(f"last-level cache: {last.size_bytes / 2**20:.0f} MiB reported, {llc['capacity_bytes'] / 2**20:.1f} MiB "
+        say(f"last-level cache: {last.size_bytes / 2**20:.0f} MiB reported, {sweep['capacity_bytes'] / 2**20:.1f} MiB "
             f"usable, read at {bw / 1e9:.1f} GB/s (main memory {memory_read / 1e9:.1f} GB/s, one thread)")
     far = None  # free the main-memory array
 
