@@ -12,6 +12,9 @@ mkdir -p "$out"
 {
   date -u
   uptime
+  # a busy machine disturbs both the calibration and the reference timings (2-thread OpenMP regions wait
+  # for a descheduled thread): say so in the log rather than score noise
+  awk -v n="$(nproc)" '$1 > 0.5 { printf "WARNING: load average %s on %s CPUs: the machine is not quiet, the scores below are not a measurement of the model\n", $1, n }' /proc/loadavg
   llmsim calibrate --out "$out/calibrated.yaml"
   for m in gpt2 gpt2-medium gpt2-large; do
     llmsim validate --hw "$out/calibrated.yaml" --device cpu --model "$m" --dtype fp32 \
