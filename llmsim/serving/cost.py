@@ -14,12 +14,21 @@ their count, their longest context and the mean of the others, both rounded to t
 so the canonical decodes keep the count, the longest and (to the rounding) the total keys of the
 real ones — what a device costs from an attention op's shape (batch, longest) and its bytes (the
 sum). ``tests/test_serving_cost.py`` holds the canonical cost within 1% of the exact mix's on
-random mixes, on every device kind.
+random mixes, on every device kind. The key starts with the coster's ``layout`` (a system's
+``tp``, ``pp``, ``ep``, micro-batches; empty for one device), so a cache never answers for another
+parallel layout.
+
+On a system (:mod:`llmsim.system.serve`) ``lower`` builds the step through the system's graph
+transforms (the TP shard, expert and pipeline parallelism, placement) instead of the plain ragged
+lowering; with several pipeline stages the layer extrapolation does not hold (a stage boundary is
+not a copy of a layer) and every key is costed on the full graph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
@@ -46,16 +55,25 @@ def canonical(mix: list[tuple[int, int]], bucket: int) -> tuple:
     return pre, len(dec), grid(rest) if len(dec) > 1 else 0, grid(top)
 
 
+Lower = Callable[[ModelSpec, list[int], list[int]], Any]
+
+
 class IterationCoster:
-    def __init__(self, dev: Device, model: ModelSpec, sc: Scenario, bucket: int, check: bool = True):
-        self.dev, self.model, self.sc, self.bucket = dev, model, sc, bucket
+    """``lower(model, new_tokens, keys)``: the step graph of a mix (default: the ragged lowering);
+    ``layered``: False forces full graphs, None checks the layer extrapolation on a reference mix."""
+
+    def __init__(self, dev: Device, model: ModelSpec, sc: Scenario, bucket: int, check: bool = True,
+                 lower: Lower | None = None, layout: tuple = (), layered: bool | None = None):
+        self.dev, self.model, self.sc, self.bucket, self.layout = dev, model, sc, bucket, layout
+        self.lower = lower or (lambda m, q, k: lower_ragged(m, self.sc, q, k, "prefill" if max(q) > 1 else
+                                                            "decode"))
         self._two = model.model_copy(update={"n_layers": 2})
         self.cache: dict[tuple, IterCost] = {}
         self.misses = 0
-        self.layered = not check or self._layers_extrapolate()
+        self.layered = layered if layered is not None else not check or self._layers_extrapolate()
 
     def _step(self, model: ModelSpec, q: list[int], k: list[int]):
-        return simulate_step(lower_ragged(model, self.sc, q, k, "prefill" if max(q) > 1 else "decode"), self.dev)
+        return simulate_step(self.lower(model, q, k), self.dev)
 
     def exact(self, mix: list[tuple[int, int]]) -> IterCost:
         """The engine's cost of the full step graph of exactly ``mix`` (no key, no extrapolation)."""
@@ -86,12 +104,12 @@ class IterationCoster:
         return abs(full.latency_s - ext.latency_s) <= 1e-9 * full.latency_s + 1e-15
 
     def __call__(self, mix: list[tuple[int, int]]) -> IterCost:
-        key = canonical(mix, self.bucket)
+        key = (self.layout, *canonical(mix, self.bucket))
         hit = self.cache.get(key)
         if hit is not None:
             return hit
         self.misses += 1
-        pre, n_dec, rest, top = key
+        _, pre, n_dec, rest, top = key
         q = [a for a, _ in pre] + [1] * n_dec
         k = [b for _, b in pre] + [rest] * (n_dec - 1) + [top] * min(n_dec, 1)
         c = self._layered(q, k) if self.layered else self.exact(list(zip(q, k, strict=True)))
