@@ -120,24 +120,26 @@ def test_expert_parallel_pools_every_ranks_cache_and_deals_sequences_unevenly():
     assert b["requests"] == a["requests"] == 30 and b["tpot_s"]["p50"] > 0
 
 
-def test_the_cost_cache_keys_on_the_layout_and_extrapolates_layers_only_without_stages():
+def test_the_cost_cache_keys_on_the_layout_and_extrapolates_layers_per_stage():
     m = load_model("llama-2-7b")
     mix = [(200, 350), (1, 90), (1, 700), (37, 37)]
     keys = set()
-    for tp, pp in ((2, 1), (1, 2)):
-        c = make_coster(SystemServe(load_system("dgx-h100"), m, SC, tp=tp, pp=pp, fidelity="analytic"), m, SC,
-                        CFG)
-        assert c.layered == (pp == 1)
+    # (tp, pp, micro-batches): layers extrapolate per stage (pp 3: 11, 11, 10 layers) unless micro-batches
+    # overlap across stages, where the coster's check fails and it costs full graphs
+    for tp, pp, micro, layered in ((2, 1, 1, True), (1, 2, 1, True), (2, 3, 1, True), (1, 2, 2, False)):
+        c = make_coster(SystemServe(load_system("dgx-h100"), m, SC, tp=tp, pp=pp, micro=micro,
+                                    fidelity="analytic"), m, SC, CFG)
+        assert c.layered == layered, (tp, pp, micro)
         exact = c.exact(mix)
-        if pp == 1:  # TP collectives repeat with their layer: two layers extrapolate to the full graph
+        if layered:
             ext = c._layered([q for q, _ in mix], [k for _, k in mix])
             assert ext.latency_s == pytest.approx(exact.latency_s, rel=1e-9)
             assert ext.energy_j == pytest.approx(exact.energy_j, rel=1e-9)
         assert c(mix).latency_s == pytest.approx(exact.latency_s, rel=0.01)  # the canonical mix
         (key,) = c.cache
-        assert dict(key[0])["tp"] == tp and dict(key[0])["pp"] == pp
+        assert dict(key[0]) == {"tp": tp, "pp": pp, "ep": 1, "micro": micro}
         keys.add(key)
-    assert len(keys) == 2
+    assert len(keys) == 4
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -27,6 +27,7 @@ holds its own sequences' cache, so the scheduler's pool is ``ep`` times one devi
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import networkx as nx
@@ -34,6 +35,7 @@ import networkx as nx
 from llmsim.config.model import ModelSpec
 from llmsim.config.scenario import Scenario
 from llmsim.errors import CapacityError, ConfigError
+from llmsim.graph.ops import OpKind
 from llmsim.graph.ragged import lower_ragged
 from llmsim.serving.config import ServeConfig
 from llmsim.serving.cost import IterationCoster
@@ -106,13 +108,18 @@ class SystemServe:
             parts.append(place(tensor_parallel(g, self.tp), self.system.placement, self.system.main_group))
         g = pipeline(parts, self.pp, m.n_layers)
         g.graph["batch"] = len(q)
+        for v in g.nodes:  # a stage boundary's send is no part of a layer: not copied with one
+            op = g.nodes[v]["op"]
+            if op.kind == OpKind.collective and op.attr("port") == "pp":
+                g.nodes[v]["op"] = replace(op, layer=-1)
         return g
 
     def coster(self, cfg: ServeConfig) -> IterationCoster:
-        """An empty iteration-cost cache on this layout; with several stages every key is costed on the
-        full graph (a stage boundary is no copy of a layer)."""
+        """An empty iteration-cost cache on this layout (layers extrapolated per pipeline stage where
+        the coster's check against the full graph holds)."""
+        per = stage_of_layers(self.model.n_layers, self.pp)
         return IterationCoster(self.device, self.model, self.sc, cfg.block_size, lower=self.lower,
-                               layout=self.layout, layered=None if self.pp == 1 else False)
+                               layout=self.layout, stages=tuple(per.count(s) for s in range(self.pp)))
 
     # ---- memory -------------------------------------------------------------------------------------
     def size_kv_cache(self, cfg: ServeConfig, profile_tokens: int) -> KvSizing:
