@@ -140,6 +140,11 @@ def test_the_cost_cache_keys_on_the_layout_and_extrapolates_layers_per_stage():
         assert dict(key[0]) == {"tp": tp, "pp": pp, "ep": 1, "micro": micro}
         keys.add(key)
     assert len(keys) == 4
+    moe = load_model("olmoe-1b-7b")
+    c = make_coster(SystemServe(load_system("dgx-h100"), moe, SC, ep=4, fidelity="analytic"), moe, SC, CFG)
+    mix5 = mix + [(1, 50)]
+    assert c.layered and c._layered([q for q, _ in mix5], [k for _, k in mix5]).latency_s == pytest.approx(
+        c.exact(mix5).latency_s, rel=1e-9)
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -155,3 +160,10 @@ def test_the_cost_cache_keys_on_the_layout_and_extrapolates_layers_per_stage():
 def test_bad_parallel_flags_are_refused_naming_them(args, msg):
     r = _cli(*args, "--model", "llama-2-7b", "--rate", "1", "--requests", "2", "--fidelity", "analytic")
     assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, r.output
+
+
+def test_weights_that_leave_no_kv_room_per_device_are_refused():
+    r = _cli("--hw", "dgx-h100", "--model", "llama-2-70b", "--tp", "2", "--set", "serve.gpu_memory_utilization=0.8",
+             "--rate", "1", "--requests", "2", "--fidelity", "analytic")
+    assert r.exit_code == 2 and "no room for a KV cache on a 'gpu' device of dgx-h100 at --tp 2" in r.output
+    assert "raise --tp or --pp" in r.output, r.output
