@@ -99,7 +99,8 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
                  f"{target.ep}, dp {target.dp}, micro-batches {target.micro}, {fidelity})")
     else:
         hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
-        target, n_rep, title = hw_spec, replicas, f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity})"
+        target, n_rep = hw_spec, replicas
+        title = f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity})"
     pd = parse_dist(prompt_dist, "--prompt-dist", "prompt")
     od = parse_dist(output_dist, "--output-dist", "output")
     streams = ([(None, trace_stream(trace, model.max_positions, n_requests))] if trace else

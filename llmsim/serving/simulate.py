@@ -82,6 +82,9 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
     """Serve ``requests`` on ``replicas`` copies of ``hw`` running ``model``; ``hw`` is a device spec or a
     :class:`~llmsim.system.serve.SystemServe` (a system at a parallel layout: a replica is its ranks)."""
     cfg = cfg or ServeConfig()
+    if _system(hw) and model != hw.model:
+        raise ConfigError(f"serving {model.name} on a system laid out for {hw.model.name}: pass the SystemServe's "
+                          "own model")
     if replicas < 1:
         raise ConfigError(f"--replicas {replicas}: must be at least 1")
     if model.arch != "decoder":

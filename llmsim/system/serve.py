@@ -44,7 +44,6 @@ from llmsim.system.device import SystemDevice, check_ranks
 from llmsim.system.parallel import (
     check_ep,
     expert_parallel,
-    micro_batch_sizes,
     pipeline,
     place,
     shard_model,
