@@ -167,3 +167,13 @@ def test_weights_that_leave_no_kv_room_per_device_are_refused():
              "--rate", "1", "--requests", "2", "--fidelity", "analytic")
     assert r.exit_code == 2 and "no room for a KV cache on a 'gpu' device of dgx-h100 at --tp 2" in r.output
     assert "raise --tp or --pp" in r.output, r.output
+
+
+def test_dp_replicas_times_replicas_copies_of_the_system(tmp_path):
+    out = tmp_path / "dp.json"
+    r = _cli("--hw", "dgx-h100", "--model", "llama-2-7b", "--tp", "2", "--dp", "2", "--replicas", "2", "--rate", "8",
+             "--requests", "16", "--output-dist", "fixed:4", "--fidelity", "analytic", "--json", str(out))
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert d["replicas"] == 4 and d["config"]["system"]["dp"] == 2
+    assert sorted({x for x in d["runs"][0]["iterations"]["replica"]}) == [0, 1, 2, 3]

@@ -47,7 +47,7 @@ def _serve_overrides(sets: tuple[str, ...]):
               help="fixed:N, uniform:A,B, lognormal:MEDIAN,SIGMA or trace:FILE")
 @click.option("--output-dist", default="fixed:128", show_default=True, help="as --prompt-dist, for output tokens")
 @click.option("--scheduler", default="vllm", show_default=True, help="vllm, sarathi or static")
-@click.option("--replicas", type=int, default=1, show_default=True, help="copies of the device (round-robin)")
+@click.option("--replicas", type=int, default=1, show_default=True, help="copies of the device or system (round-robin)")
 @click.option("--slo", default=None, metavar="ttft=S,tpot=S", help="latency targets for goodput (s or ms)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dtype", default=None, help="weights, activations and KV dtype")
