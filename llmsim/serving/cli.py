@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from llmsim.errors import ConfigError
+from llmsim.system.cli import parallel_options, system_specs
 
 
 def _rates(text: str) -> list[float]:
@@ -46,7 +47,7 @@ def _serve_overrides(sets: tuple[str, ...]):
               help="fixed:N, uniform:A,B, lognormal:MEDIAN,SIGMA or trace:FILE")
 @click.option("--output-dist", default="fixed:128", show_default=True, help="as --prompt-dist, for output tokens")
 @click.option("--scheduler", default="vllm", show_default=True, help="vllm, sarathi or static")
-@click.option("--replicas", type=int, default=1, show_default=True, help="copies of the device (round-robin)")
+@click.option("--replicas", type=int, default=1, show_default=True, help="copies of the device or system (round-robin)")
 @click.option("--slo", default=None, metavar="ttft=S,tpot=S", help="latency targets for goodput (s or ms)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dtype", default=None, help="weights, activations and KV dtype")
@@ -56,9 +57,13 @@ def _serve_overrides(sets: tuple[str, ...]):
                    "max_num_batched_tokens, chunk_tokens, gpu_memory_utilization, runtime_reserve_bytes, kv_blocks)")
 @click.option("--json", "json_out", default=None, metavar="OUT")
 @click.option("--report", "report_out", default=None, metavar="OUT.html")
+@parallel_options
 def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, scheduler, replicas, slo, seed, dtype,
-          fidelity, sets, json_out, report_out):
-    """Serve a request stream: continuous batching, paged KV, TTFT/TPOT/E2E, goodput, energy."""
+          fidelity, sets, json_out, report_out, tp=None, pp=None, ep=None, dp=None, micro=None):
+    """Serve a request stream: continuous batching, paged KV, TTFT/TPOT/E2E, goodput, energy.
+
+    On a system preset (--hw dgx-h100) --tp/--pp/--ep/--micro-batches lay out each replica and --dp
+    replicas are dealt requests round-robin (times --replicas copies of the system)."""
     from llmsim.cli import _specs
     from llmsim.io import write_atomic, write_json
     from llmsim.report.text import fmt_j as _fmt_j
@@ -80,21 +85,42 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
             raise ConfigError(f"{flag} {out}: folder {Path(out).parent} does not exist")
     cfg, rest = _serve_overrides(sets)
     slo_d = parse_slo(slo) if slo else {}
-    hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
+    if replicas < 1:
+        raise ConfigError(f"--replicas {replicas}: must be at least 1")
+    system = system_specs(hw, model_name, rest, {}, dtype, None, tp, pp, micro, ep, dp)
+    if system is not None:
+        from llmsim.system.serve import SystemServe
+
+        sys_spec, model, sc = system
+        target = SystemServe(sys_spec, model, sc, tp=tp or 1, pp=pp or 1, ep=ep or 1, dp=dp or 1,
+                             micro=micro or 1, fidelity=fidelity)
+        hw_spec, n_rep = target.main_spec, replicas * (dp or 1)
+        title = (f"{model.name} on {sys_spec.name} x{replicas} (system: tp {target.tp}, pp {target.pp}, ep "
+                 f"{target.ep}, dp {target.dp}, micro-batches {target.micro}, {fidelity})")
+    else:
+        hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
+        target, n_rep = hw_spec, replicas
+        title = f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity})"
     pd = parse_dist(prompt_dist, "--prompt-dist", "prompt")
     od = parse_dist(output_dist, "--output-dist", "output")
     streams = ([(None, trace_stream(trace, model.max_positions, n_requests))] if trace else
                [(r, poisson_stream(r, n_requests or 1000, pd, od, seed, model.max_positions)) for r in _rates(rate)])
     runs = []
-    coster = make_coster(hw_spec, model, sc, cfg, fidelity)  # one cost cache for every rate
-    click.echo(f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity}), scheduler {scheduler}")
+    coster = make_coster(target, model, sc, cfg, fidelity)  # one cost cache for every rate
+    click.echo(f"{title}, scheduler {scheduler}")
     for r, reqs in streams:
-        res = simulate_serving(hw_spec, model, sc, reqs, scheduler=scheduler, replicas=replicas, cfg=cfg,
+        res = simulate_serving(target, model, sc, reqs, scheduler=scheduler, replicas=n_rep, cfg=cfg,
                                fidelity=fidelity, coster=coster)
         m = summarise(res, slo_d)
         if not runs:
+            per = res.kv.blocks / res.kv.pool_devices * res.kv.block_bytes
             click.echo(f"  KV cache {res.kv.blocks} blocks of {cfg.block_size} tokens "
-                       f"({res.kv.blocks * res.kv.block_bytes / 1e9:.2f} GB)")
+                       f"({per / 1e9:.2f} GB{' per device' if system else ''})")
+            if system:
+                p = res.config["per_device"]
+                click.echo(f"  per device      weights {p['weight_bytes'] / 1e9:.2f} GB, KV cache "
+                           f"{p['kv_bytes'] / 1e9:.2f} GB ({p['kv_group']}), activations "
+                           f"{p['activation_bytes'] / 1e6:.2f} MB")
         label = f"rate {r:g}/s" if r is not None else f"trace {trace}"
         good = f", goodput {m['goodput_requests_per_s']:.3f} req/s ({100 * m['slo_attained']:.1f}% in SLO)" \
             if slo_d else ""
@@ -109,8 +135,10 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
                      "requests": res.requests, "iterations": time_series(res)})
     from llmsim.engine import resolved_config
 
-    d = {"kind": "serve", "scheduler": scheduler, "replicas": replicas, "seed": seed, "runs": runs,
+    d = {"kind": "serve", "scheduler": scheduler, "replicas": n_rep, "seed": seed, "runs": runs,
          "config": resolved_config(hw_spec, model, sc, fidelity) | {"serve": cfg.model_dump(mode="json")}}
+    if system:
+        d["config"]["system"] = target.config()
     if json_out:
         write_json(json_out, d)
         click.echo(f"wrote {json_out}")

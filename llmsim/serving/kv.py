@@ -29,6 +29,9 @@ class KvSizing:
     reserve_bytes: float
     block_bytes: float
     blocks: int
+    # devices whose caches make up the pool (a system's expert-parallel ranks, each holding its own
+    # sequences); block_bytes are one device's share of a block
+    pool_devices: int = 1
 
     def to_dict(self) -> dict[str, float]:
         return dict(self.__dict__)

@@ -35,11 +35,17 @@ def build(d: dict[str, Any]) -> Page:
     runs = d["runs"]
     cfg = d["config"]
     slo = runs[0]["metrics"]["slo"]
-    page = Page(f"llmsim serve — {cfg['model']['name']} on {cfg['hw']['name']} x{d['replicas']}",
+    system = cfg.get("system")
+    where = cfg["hw"]["name"] if system is None else (
+        f"{system['spec']['name']} (tp {system['tp']}, pp {system['pp']}, ep {system['ep']}, dp {system['dp']})")
+    page = Page(f"llmsim serve — {cfg['model']['name']} on {where} x{d['replicas']}",
                 f"scheduler {d['scheduler']}, seed {d['seed']}, fidelity {cfg['fidelity']}, "
                 f"KV cache {runs[0]['kv']['blocks']} blocks of {cfg['serve']['block_size']} tokens")
     m = runs[-1]["metrics"]
-    page.cards([("rate", _label(runs[-1])), ("requests", str(m["requests"])),
+    per = runs[-1]["config"].get("per_device")
+    footprint = [] if per is None else [
+        ("per device", f"weights {per['weight_bytes'] / 1e9:.2f} GB, KV {per['kv_bytes'] / 1e9:.2f} GB")]
+    page.cards(footprint + [("rate", _label(runs[-1])), ("requests", str(m["requests"])),
                 ("throughput", f"{m['throughput_requests_per_s']:.3g} req/s"),
                 ("tokens/s", f"{m['throughput_tokens_per_s']:.4g}"),
                 ("goodput", f"{m['goodput_requests_per_s']:.3g} req/s" if slo else "no --slo"),

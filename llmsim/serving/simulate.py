@@ -60,9 +60,18 @@ def _emit(batch: list[tuple[Seq, int]], t: float, energy: float, policy) -> int:
     return finished
 
 
+def _system(hw: Any) -> bool:
+    from llmsim.system.serve import SystemServe
+
+    return isinstance(hw, SystemServe)
+
+
 def make_coster(hw: Any, model: ModelSpec, sc: Scenario, cfg: ServeConfig, fidelity: Fidelity = "cycle"
                 ) -> IterationCoster:
-    """The device (weights checked against its memory) and an empty iteration-cost cache."""
+    """The device (weights checked against its memory) and an empty iteration-cost cache; ``hw`` a
+    :class:`~llmsim.system.serve.SystemServe`: its system device and layout (checked when it was built)."""
+    if _system(hw):
+        return hw.coster(cfg)
     sc1 = sc.model_copy(update={"batch": 1, "prompt": 1, "gen": 1})
     return IterationCoster(make_device(hw, model, sc1, fidelity, context=0), model, sc, cfg.block_size)
 
@@ -70,8 +79,12 @@ def make_coster(hw: Any, model: ModelSpec, sc: Scenario, cfg: ServeConfig, fidel
 def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Request, ...], *,
                      scheduler: str = "vllm", replicas: int = 1, cfg: ServeConfig | None = None,
                      fidelity: Fidelity = "cycle", coster: IterationCoster | None = None) -> ServeResult:
-    """Serve ``requests`` on ``replicas`` copies of ``hw`` running ``model``."""
+    """Serve ``requests`` on ``replicas`` copies of ``hw`` running ``model``; ``hw`` is a device spec or a
+    :class:`~llmsim.system.serve.SystemServe` (a system at a parallel layout: a replica is its ranks)."""
     cfg = cfg or ServeConfig()
+    if _system(hw) and model != hw.model:
+        raise ConfigError(f"serving {model.name} on a system laid out for {hw.model.name}: pass the SystemServe's "
+                          "own model")
     if replicas < 1:
         raise ConfigError(f"--replicas {replicas}: must be at least 1")
     if model.arch != "decoder":
@@ -83,7 +96,8 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
     chunked = scheduler == "sarathi"
     # vLLM raises the token budget to the longest request when prefills are not chunked
     budget = cfg.chunk_tokens if chunked else max(cfg.max_num_batched_tokens, longest)
-    kv = size_kv_cache(hw.memory.capacity_bytes, model, sc, cfg, budget)
+    kv = hw.size_kv_cache(cfg, budget) if _system(hw) else size_kv_cache(hw.memory.capacity_bytes, model, sc,
+                                                                            cfg, budget)
     need = -(-longest // cfg.block_size)
     if need > kv.blocks:
         raise CapacityError(f"a request of {longest} tokens needs {need} KV blocks; the cache holds {kv.blocks} "
@@ -148,5 +162,6 @@ def simulate_serving(hw: Any, model: ModelSpec, sc: Scenario, requests: tuple[Re
                        len(coster.cache), {"serve": cfg.model_dump(mode="json"), "token_budget": budget,
                                            "layers_extrapolated": coster.layered,
                                            "idle_power_w": coster.dev.spec.static_power_w
-                                           + sum(coster.dev.background_power_w().values())})
+                                           + sum(coster.dev.background_power_w().values())}
+                       | ({"per_device": dict(hw.plan)} if _system(hw) else {}))
 

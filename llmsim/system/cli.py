@@ -12,9 +12,11 @@ PARALLEL_OPTIONS = [
     click.option("--tp", type=int, default=None, help="tensor-parallel ranks (a system preset: --hw dgx-h100)"),
     click.option("--pp", type=int, default=None, help="pipeline stages (a system preset)"),
     click.option("--ep", type=int, default=None, help="expert-parallel ranks for MoE models (a system preset)"),
-    click.option("--dp", type=int, default=None, help="data-parallel replicas, each serving --batch (a system preset)"),
+    click.option("--dp", type=int, default=None,
+                 help="data-parallel replicas (a system preset): each runs --batch (run, step) or is a serving "
+                      "replica (serve)"),
     click.option("--micro-batches", "micro", type=int, default=None,
-                 help="pipeline micro-batches the batch is split into (default 1)"),
+                 help="pipeline micro-batches the batch (serve: each iteration's) is split into (default 1)"),
 ]
 
 

@@ -38,20 +38,26 @@ def _strip(op: Op) -> Op:
     return replace(op, attrs=tuple((k, v) for k, v in op.attrs if k != "stage"))
 
 
+def check_ranks(system: SystemSpec, tp: int, pp: int, ep: int, dp: int) -> int:
+    """The devices ``tp x pp x ep x dp`` ranks take; refused when the system has fewer."""
+    main = system.main_group
+    need = tp * pp * ep * dp
+    if need > system.devices[main].count:
+        raise ConfigError(f"--tp {tp} x --pp {pp} x --ep {ep} x --dp {dp} needs {need} '{main}' devices; "
+                          f"{system.name} has {system.devices[main].count}")
+    for g, grp in system.devices.items():
+        if g != main and grp.count < need:
+            raise ConfigError(f"{system.name}: placement pairs each of the {need} '{main}' ranks with a "
+                              f"'{g}' device, and devices.{g}.count is {grp.count}")
+    return need
+
+
 class SystemDevice:
     kind = "system"
 
     def __init__(self, system: SystemSpec, specs: dict[str, Any], tp: int = 1, pp: int = 1,
                  fidelity: str = "cycle", mode: str = "graph", ep: int = 1, dp: int = 1):
-        main = system.main_group
-        need = tp * pp * ep * dp
-        if need > system.devices[main].count:
-            raise ConfigError(f"--tp {tp} x --pp {pp} x --ep {ep} x --dp {dp} needs {need} '{main}' devices; "
-                              f"{system.name} has {system.devices[main].count}")
-        for g, grp in system.devices.items():
-            if g != main and grp.count < need:
-                raise ConfigError(f"{system.name}: placement pairs each of the {need} '{main}' ranks with a "
-                                  f"'{g}' device, and devices.{g}.count is {grp.count}")
+        need = check_ranks(system, tp, pp, ep, dp)
         self.system, self.tp, self.pp = system, tp, pp
         # ranks of a stage, all running the simulated rank's graph (data-parallel replicas run it too)
         self.ranks = tp * ep * dp

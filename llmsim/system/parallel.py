@@ -112,14 +112,16 @@ def _requant(op: Op, M: int, experts: int, expert_rows: int) -> Op:
                     expert_rows=min(M, expert_rows), layer=op.layer, stack=op.stack, **keep)
 
 
-def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew: float) -> nx.DiGraph:
+def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew: float,
+                    local: int | None = None) -> nx.DiGraph:
     """Experts over ``ep`` ranks, attention data-parallel (DeepSpeed-MoE; Rajbhandari et al. 2022).
 
     ``g`` is one rank's step (its ``tokens / ep`` tokens). The rank holding the most popular experts
     (rank 0 under a Zipf ``skew``) sets the time: its expert GEMMs take the rows routed to its
     ``E/ep`` experts from all ``tokens`` tokens (``llmsim.graph.moe`` statistics), between two
     all-to-alls (dispatch, combine) sized by that rank's larger direction: its local tokens' ``top_k``
-    copies of ``d_model`` out, or the rows routed to its experts in."""
+    copies of ``d_model`` out, or the rows routed to its experts in. ``local``: that rank's own tokens
+    (default ``tokens / ep``; a serving iteration's sequences need not split evenly)."""
     if ep == 1:
         return g
     from llmsim.graph.moe import routing
@@ -143,7 +145,8 @@ def expert_parallel(g: nx.DiGraph, model: ModelSpec, ep: int, tokens: int, skew:
         op = g.nodes[v]["op"]
         if v.endswith((".ffn.router_topk", ".ffn.down")):
             # the busiest rank sends its tokens' k copies and receives the rows routed to its experts
-            nbytes = max((tokens // ep) * k, rows) * model.d_model * op.dtype.bytes
+            mine_in = tokens // ep if local is None else local
+            nbytes = max(mine_in * k, rows) * model.d_model * op.dtype.bytes
             _insert_after(g, v, collective(f"{v}.all_to_all", "all_to_all", nbytes, ep, "tp", dtype=op.dtype,
                                            layer=op.layer, stack=op.stack))
     return g
