@@ -4,11 +4,13 @@ results it must leave untouched (PIM-GPT's mapping)."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from llmsim.config.base import DType
-from llmsim.config.loader import load_hardware
+from llmsim.config.loader import HW_ADAPTER, load_hardware
 from llmsim.devices.base import build_device
 from llmsim.devices.pim_batch import BatchAttention, GroupKind, attention_plan, candidates, flow, group_kinds
+from llmsim.errors import LlmsimError
 from llmsim.graph import factory as f
 from llmsim.studies.pim_gpt import decode_metrics
 
@@ -146,3 +148,52 @@ def test_shared_unit_flow_lies_between_one_group_and_k_times_the_asic(qs, k):
     assert shared >= alone * (1 - 1e-12)
     assert shared <= flow(bank, [(c * k, d * k) for c, d in asic]) * (1 + 1e-12)
     assert flow(bank, [(0.0, 0.0)] * len(bank), k) == flow(bank, [(0.0, 0.0)] * len(bank))
+
+
+# ---- GQA-aware bank MACs (bank_mac_vectors_per_burst) ---------------------------------------------------
+
+GQA = [(1, 8, 1, 1, 512, 128), (32, 8, 1, 1, 2048, 128), (128, 8, 1, 1, 4096, 128), (16, 32, 4, 1, 700, 64),
+       (4, 8, 2, 3, 300, 128)]
+
+
+@pytest.mark.parametrize("case", GQA)
+def test_gqa_aware_macs_never_slow_attention_nor_beat_the_roofline(case):
+    B, H, Hkv, Sq, Skv, D = case
+    op = f.attention("a", B, H, Hkv, Sq, Skv, D, dtype=BF, causal=True)
+    plain, aware = _dev("hbm3-pim"), _dev("hbm3-pim-gqa")
+    a, p = aware.cost(op), plain.cost(op)
+    assert a.seconds <= p.seconds * (1 + 1e-12)
+    assert a.seconds >= aware.bound(op).seconds * (1 - 1e-9)
+    if attention_plan(aware, op).vectors > 1:  # K/V read once per group of query heads
+        assert a.stats["dram_MAC_AB"] < p.stats["dram_MAC_AB"] and a.energy_total_j < p.energy_total_j
+        assert a.energy_j["bank_mac"] == pytest.approx(p.energy_j["bank_mac"], rel=0.05)  # same MACs done
+
+
+def test_gqa_aware_macs_change_nothing_without_grouped_heads():
+    op = f.attention("a", 32, 8, 8, 1, 2048, 128, dtype=BF, causal=True)
+    assert _dev("hbm3-pim-gqa").cost(op).seconds == _dev("hbm3-pim").cost(op).seconds
+
+
+def test_gqa_aware_reads_the_kv_cache_once_per_kv_head():
+    """llama-2-70b per TP-8 rank (8 query heads, 1 KV head): 8 vectors per burst read 1/8 of the rows."""
+    op = f.attention("a", 64, 8, 1, 1, 4096, 128, dtype=BF, causal=True)
+    aware = _dev("hbm3-pim-gqa")
+    p = attention_plan(aware, op)
+    assert p.vectors == 8
+    ba = BatchAttention(aware, op)
+    per = {v: ba.query(2, 1, 4096, v)[4].stats["dram_MAC_AB"] for v in (1, 8)}
+    assert per[1] == 8 * per[8]
+
+
+def test_too_small_a_global_buffer_for_the_vectors_is_refused():
+    dev = _dev("hbm3-pim-gqa", "global_buffer_bytes=1024")
+    with pytest.raises(LlmsimError, match="bank_mac_vectors_per_burst"):
+        BatchAttention(dev, f.attention("a", 8, 8, 1, 1, 512, 128, dtype=BF, causal=True)).query(2, 1, 512, 8)
+
+
+def test_bank_mac_rate_follows_vectors_per_burst():
+    assert _dev("hbm3-pim-gqa").mac_peak_flops_per_s == 8 * _dev("hbm3-pim").mac_peak_flops_per_s
+    d = load_hardware("hbm3-pim-gqa").model_dump(mode="json")
+    d["bank_mac"]["flops_per_cycle"] = {"bf16": 32, "fp16": 32}  # one vector's lanes only
+    with pytest.raises(ValidationError, match="bank_mac_vectors_per_burst"):
+        HW_ADAPTER.validate_python(d)

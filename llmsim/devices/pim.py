@@ -82,8 +82,9 @@ class Pim(Device):
 
     @property
     def mac_peak_flops_per_s(self) -> float:
-        """All banks' MAC units, one MAC_AB every tCCD_MAC."""
-        return self.mem.channels * self.mem.banks * self.spec.mac_lanes_per_bank * 2 / self.t_mac
+        """All banks' MAC units, one MAC_AB every tCCD_MAC (feeding ``bank_mac_vectors_per_burst`` vectors)."""
+        lanes = self.spec.mac_lanes_per_bank * self.spec.bank_mac_vectors_per_burst
+        return self.mem.channels * self.mem.banks * lanes * 2 / self.t_mac
 
     @property
     def internal_bandwidth_bytes_per_s(self) -> float:
@@ -198,14 +199,18 @@ class Pim(Device):
         """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
         return _run_programs(self.mem, progs, dtype, out_bytes)
 
-    def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType) -> Cost:
-        """Energy, bytes and command counts of bank-side work lasting ``seconds``."""
+    def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType,
+                   vectors: float = 1) -> Cost:
+        """Energy, bytes and command counts of bank-side work lasting ``seconds``; ``vectors``: input
+        vectors each burst read feeds, on average (``bank_mac_vectors_per_burst``)."""
         e = self.mem.energy
         d = stats.energy_j if stats else {}
         cmds = stats.commands if stats else {}
         mac_bytes = cmds.get("MAC_AB", 0) * self.mem.banks * self.mem.burst_bytes
         rdwr_bytes = (cmds.get("RD", 0) + cmds.get("WR", 0)) * self.mem.burst_bytes
         lane_flops = mac_bytes / dtype.bytes * 2
+        if vectors != 1:
+            lane_flops *= vectors
         energy = {
             "dram_act_pre": d.get("act_pre", 0.0), "dram_mac_rd": d.get("mac", 0.0) + d.get("rd_wr", 0.0),
             "dram_io": d.get("io", 0.0) + bus_bytes * 8 * e.io_pj_per_bit * 1e-12,

@@ -21,6 +21,11 @@ become ready (:func:`flow`) -- a shared unit serialises softmax across groups.
 G is chosen as a mapper would for a fixed decode batch: the candidate with the least time (ties:
 fewer groups). G = 1 is PIM-GPT's sequential mapping, so batch-parallel attention is never slower
 than it, and batch 1 is exactly PIM-GPT's.
+
+Grouped-query attention: AiM-style MACs take one input vector per burst, so each query head reads
+its K/V rows (r = H / Hkv times the KV cache). With ``bank_mac_vectors_per_burst`` k > 1 (a GQA-aware
+what-if) one burst feeds min(k, r) query vectors of a KV head's group; the mapper takes it or not,
+whichever is faster (fewer passes over K/V, but fewer head passes to spread over a group's channels).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Plan:
     units: int
     share: int
     seconds: float
+    vectors: int = 1  # query vectors each K/V burst feeds (GQA-aware MACs; 1 = every head reads its rows)
 
     @property
     def kv_fill_imbalance(self) -> float:
@@ -155,28 +161,50 @@ class BatchAttention:
             return [self.Skv - self.Sq + i + 1 for i in range(self.Sq)]
         return [self.Skv] * self.Sq
 
-    def query(self, channels: int, units: int, skv: int) -> tuple:
+    def vector_options(self) -> list[int]:
+        """Query vectors per K/V burst the mapper may use: 1 (every query head reads its K/V rows, as
+        AiM's MACs must) and, with ``bank_mac_vectors_per_burst`` k > 1 and grouped-query attention,
+        min(k, r) for the r query heads sharing a KV head (fewer passes, but fewer heads to spread)."""
+        k, Hkv = self.dev.spec.bank_mac_vectors_per_burst, self.op.dim("Hkv")
+        if k == 1 or Hkv >= self.H or self.H % Hkv:
+            return [1]
+        return [1, min(k, self.H // Hkv)]
+
+    def head_passes(self, vec: int) -> int:
+        """Passes over K/V rows per query with ``vec`` query vectors per burst: H without sharing,
+        Hkv x ceil(r / vec) with it."""
+        if vec == 1:
+            return self.H
+        Hkv = self.op.dim("Hkv")
+        return Hkv * -(-(self.H // Hkv) // vec)
+
+    def query(self, channels: int, units: int, skv: int, vec: int = 1) -> tuple:
         """(scores s, softmax s, context s, partial sums s, cost) of one query on ``channels`` channels
-        with ``units`` ASIC units (cached per op)."""
-        key = (channels, units, skv)
+        with ``units`` ASIC units and ``vec`` query vectors per burst (cached per op)."""
+        key = (channels, units, skv, vec)
         if key not in self.parts:
             dev, op, H, D = self.dev, self.op, self.H, self.D
             g = self.g if channels == self.g.channels else replace(self.g, channels=channels)
-            (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, H, skv, D, op.dtype)
+            passes = self.head_passes(vec)
+            if vec == 1:
+                (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, H, skv, D, op.dtype)
+            else:
+                (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, passes, skv, D, op.dtype, vec)
             sm = dev._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes, units=units)
             tr, red = dev._reduce(adds, op.dtype)
             flops = 4.0 * H * skv * D
-            cost = (dev._dram_cost(ts, ss, bs, flops / 2, self.kdt) + dev._dram_cost(tc, sc, bc, flops / 2, self.kdt)
-                    + replace(sm, phases=()) + red)
+            fed = H / passes  # query vectors a burst feeds on average
+            cost = (dev._dram_cost(ts, ss, bs, flops / 2, self.kdt, fed)
+                    + dev._dram_cost(tc, sc, bc, flops / 2, self.kdt, fed) + replace(sm, phases=()) + red)
             self.parts[key] = (ts, sm.seconds, tc, tr, cost)
         return self.parts[key]
 
-    def group(self, kind: GroupKind, units: int, share: int) -> tuple[float, Cost, list, list]:
+    def group(self, kind: GroupKind, units: int, share: int, vec: int = 1) -> tuple[float, Cost, list, list]:
         """(time, cost of one group, per-query bank and ASIC times) of a group of ``kind``."""
         bank_t, asic_t, total = [], [], Cost()
         for _ in range(kind.seqs):
             for skv in self.skvs():
-                ts, tx, tc, tr, cost = self.query(kind.channels, units, skv)
+                ts, tx, tc, tr, cost = self.query(kind.channels, units, skv, vec)
                 bank_t.append((ts, tc))
                 asic_t.append((tx, tr))
                 total = total + cost
@@ -189,19 +217,20 @@ class BatchAttention:
 
     def plan(self) -> Plan:
         best = None
-        for G in candidates(self.B, self.g.channels):
-            units, share = self.asic_split(G)
-            kinds = group_kinds(self.B, self.g.channels, G)
-            t = max(self.group(k, units, share)[0] for k in kinds)
-            if best is None or t < best.seconds:
-                best = Plan(G, kinds, units, share, t)
+        for vec in self.vector_options():
+            for G in candidates(self.B, self.g.channels):
+                units, share = self.asic_split(G)
+                kinds = group_kinds(self.B, self.g.channels, G)
+                t = max(self.group(k, units, share, vec)[0] for k in kinds)
+                if best is None or t < best.seconds:
+                    best = Plan(G, kinds, units, share, t, vec)
         return best
 
     def cost(self) -> Cost:
         p = self.plan()
         total = None
         for k in p.kinds:
-            t, c, bank_t, asic_t = self.group(k, p.units, p.share)
+            t, c, bank_t, asic_t = self.group(k, p.units, p.share, p.vectors)
             c = _scaled(c, k.groups)
             total = c if total is None else total + c
         if p.groups == 1 and len(bank_t) == 1:
