@@ -197,3 +197,10 @@ def test_bank_mac_rate_follows_vectors_per_burst():
     d["bank_mac"]["flops_per_cycle"] = {"bf16": 32, "fp16": 32}  # one vector's lanes only
     with pytest.raises(ValidationError, match="bank_mac_vectors_per_burst"):
         HW_ADAPTER.validate_python(d)
+
+
+def test_hbm3_pim_mac_timings_are_hbm3s_not_the_gddr6_parents():
+    """hbm3-pim extends pim (GDDR6-AiM); its MAC_AB timings must be HBM3's tRCD and tCCD_L, as its source says."""
+    m = load_hardware("hbm3-pim").memory
+    v = m.timing.values()
+    assert (v["tRCD_MAC"], v["tCCD_MAC"]) == (v["tRCD"], v["tCCD_L"]) == (23, 4)
