@@ -20,7 +20,8 @@ become ready (:func:`flow`) -- a shared unit serialises softmax across groups.
 
 G is chosen as a mapper would for a fixed decode batch: the candidate with the least time (ties:
 fewer groups). G = 1 is PIM-GPT's sequential mapping, so batch-parallel attention is never slower
-than it, and batch 1 is exactly PIM-GPT's.
+than it, and batch 1 is exactly PIM-GPT's. A prefill (several queries per sequence) ranks the
+candidates by each sequence's last query, then costs the best one and G = 1 query by query.
 
 Grouped-query attention: AiM-style MACs take one input vector per burst, so each query head reads
 its K/V rows (r = H / Hkv times the KV cache). With ``bank_mac_vectors_per_burst`` k > 1 (a GQA-aware
@@ -31,7 +32,6 @@ whichever is faster (fewer passes over K/V, but fewer head passes to spread over
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass, replace
 
 from llmsim.devices.base import Cost, Phase
@@ -117,10 +117,9 @@ def flow(bank: list[tuple[float, float]], asic: list[tuple[float, float]], share
             if asic[i][1]:
                 ta = max(ta, tb) + asic[i][1]
         return max(tb, ta)
-    n, ta, order = len(bank), 0.0, 0
+    n, ta, order = len(bank), 0.0, share
     tb = [bank[0][0]] * share
     heap = [(tb[g], g, g, 0, 0) for g in range(share)]  # (ready, group, order, job: 0 softmax / 1 sums, query)
-    order = share
     while heap:
         ready, g, _, job, i = heapq.heappop(heap)
         ta = max(ta, ready) + asic[i][job]
@@ -137,7 +136,8 @@ def flow(bank: list[tuple[float, float]], asic: list[tuple[float, float]], share
 
 
 def _scaled(c: Cost, k: int) -> Cost:
-    """``k`` copies of ``c``'s work (energy, bytes, FLOPs, counts); time and phases unchanged."""
+    """``k`` copies of ``c``'s work (energy, bytes, FLOPs, counts; busy-time stats become sums over the
+    copies); time and phases unchanged."""
     if k == 1:
         return c
     return replace(c, cycles=c.cycles * k, compute_cycles=c.compute_cycles * k, flops=c.flops * k,
@@ -148,15 +148,18 @@ def _scaled(c: Cost, k: int) -> Cost:
 class BatchAttention:
     """Attention of one op on a :class:`~llmsim.devices.pim.Pim` device, sequences over channel groups."""
 
-    def __init__(self, dev, op: Op):
+    def __init__(self, dev, op: Op, last_query_only: bool = False):
         self.dev, self.op = dev, op
         self.B, self.H, self.Sq, self.Skv, self.D = (op.dim(x) for x in ("B", "H", "Sq", "Skv", "D"))
         self.kdt = op.kv_dtype or op.dtype
         self.g = dev.geometry(self.kdt)
-        self.parts: dict[tuple[int, int, int], tuple] = {}
+        self.parts: dict[tuple[int, int, int, int], tuple] = {}
+        self.last_query_only = last_query_only
 
     def skvs(self) -> list[int]:
-        """Keys seen by each query of one sequence."""
+        """Keys seen by each query of one sequence (only the last query's: a proxy for ranking splits)."""
+        if self.last_query_only:
+            return [self.Skv]
         if self.op.attr("causal"):
             return [self.Skv - self.Sq + i + 1 for i in range(self.Sq)]
         return [self.Skv] * self.Sq
@@ -216,15 +219,24 @@ class BatchAttention:
         return (count // G, 1) if G <= count else (1, -(-G // count))
 
     def plan(self) -> Plan:
+        opts = [(vec, G) for vec in self.vector_options() for G in candidates(self.B, self.g.channels)]
+        if self.Sq > 1 and len(opts) > 2:
+            # prefill: rank the splits by each sequence's last query, then cost the best and G = 1 exactly
+            proxy = BatchAttention(self.dev, self.op, last_query_only=True)
+            proxy.parts = self.parts
+            opts = sorted({(1, 1), min(opts, key=lambda o: proxy._split(*o).seconds)})
         best = None
-        for vec in self.vector_options():
-            for G in candidates(self.B, self.g.channels):
-                units, share = self.asic_split(G)
-                kinds = group_kinds(self.B, self.g.channels, G)
-                t = max(self.group(k, units, share, vec)[0] for k in kinds)
-                if best is None or t < best.seconds:
-                    best = Plan(G, kinds, units, share, t, vec)
+        for vec, G in opts:
+            p = self._split(vec, G)
+            if best is None or p.seconds < best.seconds:
+                best = p
         return best
+
+    def _split(self, vec: int, G: int) -> Plan:
+        units, share = self.asic_split(G)
+        kinds = group_kinds(self.B, self.g.channels, G)
+        t = max(self.group(k, units, share, vec)[0] for k in kinds)
+        return Plan(G, kinds, units, share, t, vec)
 
     def cost(self) -> Cost:
         p = self.plan()
