@@ -243,6 +243,34 @@ def test_attention_on_pim_speeds_up_more_as_batch_times_context_grows():
     assert ratios[0] < ratios[1] < ratios[2] and ratios[2] > 1
 
 
+def _attacc_cycle(model, batch: int, context: int, pim_sets=()) -> float:
+    sc = make_scenario({"batch": batch, "prompt": context, "gen": 2}, [])
+    t = [simulate_system_step(load_system(name, sets), model, sc, "decode", batch, context=context, tp=8)[0].latency_s
+         for name, sets in (("dgx-h100", ()), ("attacc-dgx-h100", pim_sets))]
+    return t[0] / t[1]
+
+
+GRID = ((1, 512), (32, 2048), (128, 4096))
+
+
+def test_cycle_level_attacc_gain_grows_with_batch_times_context_for_mha():
+    """Batch-parallel PIM attention (devices/pim_batch.py): with one KV head per query head the PIM's
+    bank bandwidth pays off more as the KV cache grows."""
+    mha = load_model("llama-2-70b", [(["n_layers"], 4), (["n_kv_heads"], 64)])
+    r = [_attacc_cycle(mha, b, c) for b, c in GRID]
+    assert r[0] < r[1] < r[2] and r[2] > 2
+
+
+def test_cycle_level_attacc_with_gqa_reads_kv_per_query_head_unless_the_pim_shares_bursts():
+    """llama-2-70b's GQA: AiM-style MACs re-read the K/V rows per query head, so the gain does not grow
+    (docs/validation.md); the GQA-aware what-if (hbm3-pim-gqa) reads them once and grows again."""
+    m = load_model("llama-2-70b", [(["n_layers"], 4)])
+    plain = [_attacc_cycle(m, b, c) for b, c in GRID]
+    aware = [_attacc_cycle(m, b, c, [(["devices", "pim", "preset"], "hbm3-pim-gqa")]) for b, c in GRID]
+    assert plain[2] < plain[0] * 1.05
+    assert aware[0] < aware[1] < aware[2] and aware[2] > 1.1 and aware[2] > plain[2]
+
+
 def test_placed_attention_keeps_the_kv_cache_in_pim_and_sends_activations_over_the_link():
     _, (st, cfg) = _attacc_vs_gpus(4, 256)
     plan = cfg["system"]["per_device"]

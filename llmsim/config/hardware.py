@@ -296,6 +296,10 @@ class PimSpec(HardwareBase):
     # ---- PIM-GPT specifics (llmsim/devices/pim.py; docs/pim.md) ----
     mac_lanes_per_bank: int = Field(default=16, gt=0, description="multipliers per bank MAC unit (one burst/MAC_AB)")
     mac_dtypes: list[DType] = Field(default=[DType.bf16], min_length=1, description="formats the bank MACs compute in")
+    bank_mac_vectors_per_burst: int = Field(
+        default=1, gt=0, le=64,
+        description="query vectors one burst of K/V feeds in attention (k x mac_lanes_per_bank multipliers per bank; "
+                    "1 = AiM / PIM-GPT; > 1 = a GQA-aware what-if)")
     global_buffer_bytes: int = Field(default=2048, gt=0, description="per-channel buffer broadcasting the input vector")
     exp_taylor_terms: int = Field(default=6, gt=0, description="Taylor-series terms of exp() on the ASIC")
     reciprocal_newton_iterations: int = Field(default=3, gt=0, description="Newton-Raphson steps of 1/x")
@@ -313,9 +317,10 @@ class PimSpec(HardwareBase):
             return data
         if "flops_per_cycle" not in data["bank_mac"]:
             lanes = data.get("mac_lanes_per_bank", 16)
+            vec = data.get("bank_mac_vectors_per_burst", 1)
             dtypes = data.get("mac_dtypes", [DType.bf16])
-            if isinstance(lanes, int) and lanes > 0 and isinstance(dtypes, list):
-                fpc = {DType(d).value if isinstance(d, DType) else d: 2 * lanes for d in dtypes}
+            if isinstance(lanes, int) and lanes > 0 and isinstance(vec, int) and vec > 0 and isinstance(dtypes, list):
+                fpc = {DType(d).value if isinstance(d, DType) else d: 2 * lanes * vec for d in dtypes}
                 data = {**data, "bank_mac": {**data["bank_mac"], "flops_per_cycle": fpc}}
         mem = data.get("memory")
         mem = mem.model_dump() if hasattr(mem, "model_dump") else mem
@@ -337,10 +342,11 @@ class PimSpec(HardwareBase):
         if abs(self.bank_mac.clock_hz - clock) > 1e-6 * clock:
             raise ValueError(f"bank_mac.clock_hz ({self.bank_mac.clock_hz:g}) must be the MAC_AB rate 1/(tCCD_MAC*tCK) "
                              f"({clock:g}); omit it to derive it")
+        lane_flops = 2 * self.mac_lanes_per_bank * self.bank_mac_vectors_per_burst
         for dt, f in self.bank_mac.flops_per_cycle.items():
-            if f != 2 * self.mac_lanes_per_bank:
-                raise ValueError(f"bank_mac.flops_per_cycle.{dt.value} ({f:g}) must be 2 x mac_lanes_per_bank "
-                                 f"({2 * self.mac_lanes_per_bank})")
+            if f != lane_flops:
+                raise ValueError(f"bank_mac.flops_per_cycle.{dt.value} ({f:g}) must be 2 x mac_lanes_per_bank x "
+                                 f"bank_mac_vectors_per_burst ({lane_flops})")
         return self
 
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from llmsim.config.base import DType
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
+from llmsim.devices.pim_batch import attention_cost
 from llmsim.devices.pim_dram import _attention_banks, _kv_write_stats, _program_stats, _run_programs  # noqa: F401
 from llmsim.devices.pim_map import Geometry, Program, vmm_programs
 from llmsim.errors import ConfigError, UnsupportedOpError
@@ -81,8 +82,9 @@ class Pim(Device):
 
     @property
     def mac_peak_flops_per_s(self) -> float:
-        """All banks' MAC units, one MAC_AB every tCCD_MAC."""
-        return self.mem.channels * self.mem.banks * self.spec.mac_lanes_per_bank * 2 / self.t_mac
+        """All banks' MAC units, one MAC_AB every tCCD_MAC (feeding ``bank_mac_vectors_per_burst`` vectors)."""
+        lanes = self.spec.mac_lanes_per_bank * self.spec.bank_mac_vectors_per_burst
+        return self.mem.channels * self.mem.banks * lanes * 2 / self.t_mac
 
     @property
     def internal_bandwidth_bytes_per_s(self) -> float:
@@ -115,14 +117,15 @@ class Pim(Device):
             return [(bus[0], op.write.kv, *bus[1:])]
         if op.kind == OpKind.embedding:
             return [(bus[0], op.read.weight, *bus[1:])]
-        return [("asic_sram", op.bytes_total, self.sram.bandwidth_bytes_per_s, self.sram.energy_pj_per_byte * 1e-12)]
+        return [("asic_sram", op.bytes_total, self.sram.bandwidth_bytes_per_s * self.spec.asic.count,
+                 self.sram.energy_pj_per_byte * 1e-12)]
 
     def bound(self, op: Op) -> Cost:
         """max(bank-MAC FLOPs / MAC peak, ASIC FLOPs / ASIC peak, bytes_l / bandwidth_l)."""
         mac, rest = self._split_flops(op)
         if mac and self.spec.bank_mac.peak_flops_per_s(op.dtype) <= 0:
             raise UnsupportedOpError(f"op {op.name}: {self.spec.name} bank MACs have no {op.dtype.value} path")
-        asic_peak = self.asic_lanes(op.dtype) * self.spec.asic.clock_hz
+        asic_peak = self.asic_lanes(op.dtype) * self.spec.asic.clock_hz * self.spec.asic.count
         t_c = max(mac / self.mac_peak_flops_per_s, rest / asic_peak)
         traffic = self.level_traffic(op)
         t = max([t_c] + [b / bw for _, b, bw, _ in traffic if b])
@@ -173,12 +176,18 @@ class Pim(Device):
         return cycles / clk, ops * rows
 
     def _asic_cost(self, fn: str, rows: int, width: int, dtype: DType, sram_bytes: float,
-                   whole_row: bool = True) -> Cost:
-        """``whole_row``: the routine needs a whole row in the buffer (norms, softmax)."""
+                   whole_row: bool = True, units: int = 1) -> Cost:
+        """``whole_row``: the routine needs a whole row in the buffer (norms, softmax). ``units``: ASIC
+        vector units sharing the rows (each with its own lanes and ``asic_sram``); the busiest sets the time."""
         if whole_row and 3 * width * dtype.bytes > self.sram.capacity_bytes:
             raise ConfigError(f"{self.spec.name}: a {width}-wide row does not fit asic_sram "
                               f"({self.sram.capacity_bytes} B)")
-        t, ops = self.asic_seconds(fn, rows, width, dtype, sram_bytes)
+        if units > 1 and rows > 1:
+            busiest = -(-rows // min(units, rows))
+            t, _ = self.asic_seconds(fn, busiest, width, dtype, sram_bytes * busiest / rows)
+            ops = self.asic_ops_per_element(fn) * width * rows
+        else:
+            t, ops = self.asic_seconds(fn, rows, width, dtype, sram_bytes)
         return Cost(seconds=t, cycles=t * self.spec.asic.clock_hz, compute_cycles=t * self.spec.asic.clock_hz,
                     bytes_by_level={"asic_sram": sram_bytes},
                     energy_j={"asic": ops * self.spec.asic.energy_per_flop_j(dtype)
@@ -190,14 +199,18 @@ class Pim(Device):
         """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes)."""
         return _run_programs(self.mem, progs, dtype, out_bytes)
 
-    def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType) -> Cost:
-        """Energy, bytes and command counts of bank-side work lasting ``seconds``."""
+    def _dram_cost(self, seconds: float, stats: DramStats | None, bus_bytes: float, flops: float, dtype: DType,
+                   vectors: float = 1) -> Cost:
+        """Energy, bytes and command counts of bank-side work lasting ``seconds``; ``vectors``: input
+        vectors each burst read feeds, on average (``bank_mac_vectors_per_burst``)."""
         e = self.mem.energy
         d = stats.energy_j if stats else {}
         cmds = stats.commands if stats else {}
         mac_bytes = cmds.get("MAC_AB", 0) * self.mem.banks * self.mem.burst_bytes
         rdwr_bytes = (cmds.get("RD", 0) + cmds.get("WR", 0)) * self.mem.burst_bytes
         lane_flops = mac_bytes / dtype.bytes * 2
+        if vectors != 1:
+            lane_flops *= vectors
         energy = {
             "dram_act_pre": d.get("act_pre", 0.0), "dram_mac_rd": d.get("mac", 0.0) + d.get("rd_wr", 0.0),
             "dram_io": d.get("io", 0.0) + bus_bytes * 8 * e.io_pj_per_bit * 1e-12,
@@ -234,7 +247,8 @@ class Pim(Device):
             return self._embedding(op)
         rows, width = op.dim("rows"), op.dim("width")
         fn = "add" if k == OpKind.elementwise and op.attr("fn") == "add" else op.attr("fn")
-        c = self._asic_cost(fn, rows, width, op.dtype, op.bytes_total, whole_row=op.kind == OpKind.norm)
+        c = self._asic_cost(fn, rows, width, op.dtype, op.bytes_total, whole_row=op.kind == OpKind.norm,
+                            units=self.spec.asic.count)
         return replace(c, flops=op.flops)
 
     def _matmul(self, op: Op) -> Cost:
@@ -261,42 +275,8 @@ class Pim(Device):
         return replace(bank + red, seconds=t_total, phases=phases)
 
     def _attention(self, op: Op) -> Cost:
-        B, H, Sq, Skv, D = (op.dim(x) for x in ("B", "H", "Sq", "Skv", "D"))
-        kdt = op.kv_dtype or op.dtype
-        g = self.geometry(kdt)
-        parts: dict[int, tuple] = {}
-        bank_t, asic_t, total = [], [], Cost()
-        for _ in range(B):
-            for i in range(Sq):
-                skv = Skv - Sq + i + 1 if op.attr("causal") else Skv
-                if skv not in parts:
-                    (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(self.mem, g, H, skv, D, op.dtype)
-                    sm = self._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes)
-                    tr, red = self._reduce(adds, op.dtype)
-                    flops = 4.0 * H * skv * D
-                    cost = (self._dram_cost(ts, ss, bs, flops / 2, kdt) + self._dram_cost(tc, sc, bc, flops / 2, kdt)
-                            + replace(sm, phases=()) + red)
-                    parts[skv] = (ts, sm.seconds, tc, tr, cost)
-                ts, tx, tc, tr, cost = parts[skv]
-                bank_t.append((ts, tc))
-                asic_t.append((tx, tr))
-                total = total + cost
-        # banks: S0, S1, C0, S2, C1, ... (scores of the next query while the ASIC runs softmax)
-        tb, ta = bank_t[0][0], 0.0
-        for i in range(len(bank_t)):
-            ta = max(ta, tb) + asic_t[i][0]
-            if i + 1 < len(bank_t):
-                tb += bank_t[i + 1][0]
-            tb = max(tb, ta) + bank_t[i][1]
-            if asic_t[i][1]:
-                ta = max(ta, tb) + asic_t[i][1]
-        t = max(tb, ta)
-        if len(bank_t) == 1:
-            (ts, tc), (tx, tr) = bank_t[0], asic_t[0]
-            phases = tuple(Phase(u, s) for u, s in (("banks", ts), ("asic", tx), ("banks", tc), ("asic", tr)) if s)
-        else:
-            phases = (Phase("banks", t),)
-        return replace(total, seconds=t, flops=op.flops, phases=phases)
+        """Sequences over channel groups, each group PIM-GPT's mapping (``pim_batch``; batch 1: one group)."""
+        return attention_cost(self, op)
 
     def _kv_write(self, op: Op) -> Cost:
         """K appended to its reserved row (row-major, contiguous bursts); V column-major: every

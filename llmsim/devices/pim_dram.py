@@ -116,13 +116,14 @@ def _run_programs(mem: DramSpec, progs: list[Program], dtype: DType, out_bytes: 
 
 
 @functools.lru_cache(maxsize=8192)
-def _attention_banks(mem: DramSpec, g: Geometry, H: int, skv: int, D: int, dtype: DType) -> tuple:
+def _attention_banks(mem: DramSpec, g: Geometry, H: int, skv: int, D: int, dtype: DType, vectors: int = 1) -> tuple:
     """Bank side of one query over ``skv`` keys: (scores run, context run, ASIC partial-sum adds),
-    each run as :func:`_run_programs` returns it (cached: it depends on the memory and the shape only)."""
+    each run as :func:`_run_programs` returns it (cached: it depends on the memory and the shape only).
+    ``H``: head passes over the K/V rows, each feeding ``vectors`` query vectors."""
     ps = [Program() for _ in range(g.channels)]
-    score_programs(H, skv, D, g, ps)
+    score_programs(H, skv, D, g, ps, vectors)
     pc = [Program() for _ in range(g.channels)]
-    adds = context_programs(H, skv, D, g, pc)
+    adds = context_programs(H, skv, D, g, pc, vectors)
     return _run_programs(mem, ps, dtype, dtype.bytes), _run_programs(mem, pc, dtype, dtype.bytes), adds
 
 

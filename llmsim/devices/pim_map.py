@@ -14,7 +14,8 @@ Mapping (PIM-GPT, Wu et al. 2023, Sec. "Mapping"; docs/pim.md):
     half a row share a row (the GB then holds the input once per column slot);
   * K is stored row-major with the heads of one token concatenated to fill a row (the GB holds
     the matching query heads); tokens are spread over all banks; rows are reserved ahead for
-    future tokens, so a row holds one token;
+    future tokens, so a row holds one token -- or, when a token's heads fill at most half a row
+    (few heads per device), as many tokens as fit;
   * V is stored column-major: column (head, d) over the tokens is one reserved row; heads are
     spread over channels (a channel's banks share one GB, which holds that head's
     probabilities), the D columns of a head over the channel's banks;
@@ -110,28 +111,35 @@ def vmm_programs(K: int, N: int, g: Geometry, progs: list[Program]) -> int:
     return N * (len(tiles) - 1)
 
 
-def score_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program]) -> None:
-    """q . K^T for H heads over Skv tokens: head groups that fill a row, tokens over all banks."""
+def score_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program], vectors: int = 1) -> None:
+    """q . K^T for H heads over Skv tokens: head groups that fill a row, tokens over all banks.
+    ``vectors``: query vectors each burst of K feeds (GQA heads sharing the K rows; the GB holds them all)."""
     hpr = max(1, g.row_elems // g.pad(D))
     if g.pad(D) > g.row_elems or D > g.gb_elems:
         raise ConfigError(f"attention head dim {D} wider than a DRAM row / global buffer")
+    if vectors > 1 and min(hpr, H) * D * vectors > g.gb_elems:
+        raise ConfigError(f"global_buffer_bytes holds {g.gb_elems} elements, fewer than bank_mac_vectors_per_burst "
+                          f"({vectors}) x {min(hpr, H)} query heads x head dim {D}")
     busiest, total = spread(Skv, g)
     for h0 in range(0, H, hpr):
         hg = min(hpr, H - h0)
+        per_row = max(1, hpr // hg)  # a group filling at most half a row shares its rows among tokens
         for c, p in enumerate(progs):
-            p.add_pass(int(busiest[c]), hg * g.bursts(D), 1, hg * D, int(total[c]) * hg)
+            p.add_pass(int(busiest[c]), hg * g.bursts(D), per_row, hg * D * vectors, int(total[c]) * hg * vectors)
 
 
-def context_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program]) -> int:
+def context_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program], vectors: int = 1) -> int:
     """P . V for H heads: head h on channel h % C, its D columns (one reserved row each) over
-    the channel's banks, Skv tiled by the GB. Returns the ASIC partial-sum additions."""
-    tiles = k_tiles(Skv, g)
+    the channel's banks, Skv tiled by the GB. Returns the ASIC partial-sum additions.
+    ``vectors``: probability vectors each burst of V feeds (the GB holds one tile of each)."""
+    tiles = k_tiles(Skv, g if vectors == 1 else Geometry(g.channels, g.banks, g.row_elems, g.burst_elems,
+                                                          g.gb_elems // vectors))
     rows_per_bank = -(-D // g.banks)
     for h in range(H):
         p = progs[h % g.channels]
         for t in tiles:
-            p.add_pass(rows_per_bank, g.bursts(t), 1, t, D)
-    return H * D * (len(tiles) - 1)
+            p.add_pass(rows_per_bank, g.bursts(t), 1, t * vectors, D * vectors)
+    return H * D * vectors * (len(tiles) - 1)
 
 
 def mac_requests(rows: list[int] | tuple[int, ...], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
