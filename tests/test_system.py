@@ -299,3 +299,12 @@ def test_npu_plus_pim_places_attention_on_the_pim_device():
     assert cfg["system"]["per_device"]["kv_group"] == "pim"
     assert {s.unit.split(".")[1] for r in st.records if r.kind == "attention" for s in r.segments} == {"pim"}
     assert {s.unit.split(".")[1] for r in st.records if r.kind == "matmul" for s in r.segments} == {"npu"}
+
+
+def test_attacc_gqa_preset_is_attacc_with_gqa_aware_pim_devices():
+    m = load_model("llama-2-70b", [(["n_layers"], 2)])
+    sc = make_scenario({"batch": 4, "prompt": 256, "gen": 2}, [])
+    t = [simulate_system_step(load_system(name, sets), m, sc, "decode", 4, context=256, tp=8)[0].latency_s
+         for name, sets in (("attacc-gqa-dgx-h100", ()),
+                            ("attacc-dgx-h100", [(["devices", "pim", "preset"], "hbm3-pim-gqa")]))]
+    assert t[0] == t[1]
