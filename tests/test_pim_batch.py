@@ -10,7 +10,7 @@ from llmsim.config.base import DType
 from llmsim.config.loader import HW_ADAPTER, load_hardware
 from llmsim.devices.base import build_device
 from llmsim.devices.pim_batch import BatchAttention, GroupKind, attention_plan, candidates, flow, group_kinds
-from llmsim.errors import LlmsimError
+from llmsim.errors import CapacityError, LlmsimError
 from llmsim.graph import factory as f
 from llmsim.studies.pim_gpt import decode_metrics
 
@@ -204,3 +204,102 @@ def test_hbm3_pim_mac_timings_are_hbm3s_not_the_gddr6_parents():
     m = load_hardware("hbm3-pim").memory
     v = m.timing.values()
     assert (v["tRCD_MAC"], v["tCCD_MAC"]) == (v["tRCD"], v["tCCD_L"]) == (23, 4)
+
+
+# ---- KV capacity of the channel groups -----------------------------------------------------------------
+
+def _held(dev, op, fill: float):
+    """Declare a memory whose KV room is the op's whole KV cache (one layer) / ``fill``."""
+    per_token = 2 * op.dim("Hkv") * op.dim("D") * BF.bytes
+    keys = sum(skv for _, skv in op.attr("varlen")) if op.attr("varlen") else op.dim("B") * op.dim("Skv")
+    dev.hold_kv(dev.spec.memory.capacity_bytes - keys * per_token / fill, per_token)
+    return dev
+
+
+def test_a_split_whose_fullest_group_overflows_is_not_a_candidate():
+    """12 sequences on 160 channels: unconstrained, 12 groups of 13-14 channels (the 13-channel groups
+    fill 1.026x faster than the device); at 99% full those overflow, a split that fits is chosen."""
+    op = f.attention("a", 12, 8, 1, 1, 700, 128, dtype=BF, causal=True)
+    free = attention_plan(_dev("hbm3-pim"), op)
+    assert free.groups == 12 and free.kv_fill_imbalance > 1 / 0.99 and free.refused == 0
+    assert free.kv_peak_fill is None  # the bare device knows nothing of its memory
+    dev = _held(_dev("hbm3-pim"), op, 0.99)
+    p = attention_plan(dev, op)
+    ba = BatchAttention(dev, op)
+    fitting = [G for G in candidates(12, 160) if ba.kv_fill(G) <= 1]
+    assert p.groups != 12 and p.groups in fitting and p.refused == len(candidates(12, 160)) - len(fitting) > 0
+    assert p.kv_peak_fill <= 1 and p.kv_peak_fill == pytest.approx(0.99 * p.kv_fill_imbalance)
+    assert p.seconds == min(ba._split(1, G).seconds for G in fitting)
+    assert p.seconds >= free.seconds
+    c = dev.cost(op)
+    assert c.seconds == p.seconds and c.stats["pim_kv_refused_splits"] == p.refused
+    assert "pim_kv_refused_splits" not in _dev("hbm3-pim").cost(op).stats
+
+
+def test_a_full_device_falls_back_to_one_group_when_no_other_split_is_balanced():
+    """7 sequences on 160 channels: no split but G = 1 gives every group its channel share; a device
+    filled exactly to its room maps them as PIM-GPT does, one after another on every channel."""
+    op = f.attention("a", 7, 8, 1, 1, 700, 128, dtype=BF, causal=True)
+    assert attention_plan(_dev("hbm3-pim"), op).groups > 1
+    dev = _held(_dev("hbm3-pim"), op, 1.0)
+    p = attention_plan(dev, op)
+    assert p.groups == 1 and p.kv_peak_fill == pytest.approx(1.0) and p.refused == len(candidates(7, 160)) - 1
+    assert dev.cost(op).seconds == _sequential_seconds(dev, op)
+
+
+def test_a_kv_cache_larger_than_the_room_is_refused_naming_the_device_and_sizes():
+    op = f.attention("a", 7, 8, 1, 1, 700, 128, dtype=BF, causal=True)
+    dev = _held(_dev("hbm3-pim"), op, 1.001)
+    with pytest.raises(CapacityError, match=r"KV cache does not fit hbm3-pim: attention a needs .* GB for 7 "
+                                            r"sequences \(4900 keys x 512 B/token\) > its room .* GB"):
+        dev.cost(op)
+
+
+def test_ragged_sequences_fit_one_group_by_their_exact_total():
+    """Sequences of different lengths: a group is charged its longest sequences (an upper bound), one
+    group of all channels exactly the sum, so a memory filled to the sum still maps them."""
+    op = f.attention_varlen("a", [(1, 100), (1, 900), (1, 3000), (1, 40)], 8, 1, 128, dtype=BF)
+    dev = _held(_dev("hbm3-pim"), op, 1.0)
+    assert attention_plan(dev, op).groups == 1
+    with pytest.raises(CapacityError):
+        _held(_dev("hbm3-pim"), op, 1.0001).cost(op)
+
+
+def test_micro_batches_sharing_the_device_shrink_an_ops_room():
+    """An op of 6 of the 12 sequences a device holds gets half the room: at 60% full with its own 6
+    alone it fits anywhere balanced, with 12 held it overflows."""
+    op = f.attention("a", 6, 8, 1, 1, 700, 128, dtype=BF, causal=True)
+    per_token = 2 * 128 * BF.bytes
+    dev = _dev("hbm3-pim")
+    room = 6 * 700 * per_token / 0.6
+    dev.hold_kv(dev.spec.memory.capacity_bytes - room, per_token)
+    assert attention_plan(dev, op).kv_peak_fill <= 1
+    dev.hold_kv(dev.spec.memory.capacity_bytes - room, per_token, sequences=12)
+    with pytest.raises(CapacityError, match="x its 6 of the 12 sequences held"):
+        dev.cost(op)
+
+
+def test_simulations_declare_what_the_pim_memory_holds():
+    """PIM-GPT holds the weights beside the KV cache; an AttAcc-like system's PIM only the KV cache of the
+    layers its stage holds (llama-2-70b: 8 KV heads over the TP ranks)."""
+    from llmsim.config.loader import load_model, make_scenario
+    from llmsim.config.quant import stored_weight_bytes
+    from llmsim.engine import make_device
+    from llmsim.system import load_system
+    from llmsim.system.run import SystemRun
+    from llmsim.system.serve import SystemServe
+
+    m, sc = load_model("gpt2"), make_scenario({"batch": 2, "prompt": 16, "gen": 2}, [])
+    res = make_device(load_hardware("pim"), m, sc).kv_residency
+    assert res.other_bytes == stored_weight_bytes(m, sc) > 0
+    assert res.bytes_per_token == m.kv_bytes_per_token(sc.kv_dtype.bytes) and res.sequences is None
+    m70 = load_model("llama-2-70b")
+    sc = make_scenario({"batch": 8, "prompt": 64, "gen": 2}, [])
+    attacc = load_system("attacc-dgx-h100")
+    for r, seqs in ((SystemRun(attacc, m70, sc, tp=8), None), (SystemRun(attacc, m70, sc, tp=4, pp=2, micro=4), 8),
+                    (SystemServe(attacc, m70, sc, tp=8), None)):
+        pim = r.device.devs["pim"].kv_residency
+        per_stage = 80 // r.pp
+        assert pim.other_bytes == 0 and pim.sequences == seqs
+        assert pim.bytes_per_token == 2 * per_stage * 8 // r.tp * 128 * sc.kv_dtype.bytes  # 8 KV heads of 128 / tp
+        assert r.device.devs["gpu"].kv_residency is None

@@ -72,6 +72,25 @@ class Cost:
         return sum(p.seconds for p in self.phases if not p.issue)
 
 
+@dataclass(frozen=True, slots=True)
+class KvResidency:
+    """What a device's memory holds beside the KV cache, for mappers that place the cache (PIM's
+    channel groups, ``pim_batch``): ``other_bytes`` of weights and activations stored there (spread
+    over the whole memory), ``bytes_per_token`` one sequence's K and V bytes per token over every
+    layer the device holds, ``sequences`` the sequences whose cache it holds (None: an op's own
+    batch is all of them; more when micro-batches share the device)."""
+
+    capacity_bytes: float
+    other_bytes: float
+    bytes_per_token: float
+    sequences: int | None = None
+
+    @property
+    def kv_room_bytes(self) -> float:
+        """Bytes left for the KV cache."""
+        return self.capacity_bytes - self.other_bytes
+
+
 _REGISTRY: dict[str, type[Device]] = {}
 
 
@@ -128,6 +147,17 @@ class Device:
         self.fidelity: Fidelity = fidelity
         self.mode = mode
         self._cache: dict[tuple, Cost] = {}
+        self.kv_residency: KvResidency | None = None  # unknown: mappers place the KV cache unconstrained
+
+    def hold_kv(self, other_bytes: float, bytes_per_token: float, sequences: int | None = None) -> None:
+        """Declare what the memory stores beside the KV cache (:class:`KvResidency`); costs cached
+        before are dropped, since a mapper's choice may depend on it."""
+        if other_bytes < 0 or bytes_per_token < 0 or (sequences is not None and sequences < 1):
+            raise ConfigError(f"{self.spec.name}: KV residency needs other_bytes >= 0, bytes_per_token >= 0 and "
+                              f"sequences >= 1 (got {other_bytes}, {bytes_per_token}, {sequences})")
+        self.kv_residency = KvResidency(float(self.spec.memory.capacity_bytes), float(other_bytes),
+                                        float(bytes_per_token), sequences)
+        self._cache.clear()
 
     # ---- where an op runs ----------------------------------------------------------------
     def unit_for(self, op: Op) -> str:
@@ -271,4 +301,4 @@ def build_device(spec: Any, fidelity: Fidelity = "cycle", mode: str = "graph") -
     return device_class(spec.kind)(spec, fidelity=fidelity, mode=mode)
 
 
-__all__ = ["Cost", "Device", "DType", "Phase", "build_device", "device_class", "is_matrix"]
+__all__ = ["Cost", "Device", "DType", "KvResidency", "Phase", "build_device", "device_class", "is_matrix"]

@@ -27,15 +27,28 @@ Grouped-query attention: AiM-style MACs take one input vector per burst, so each
 its K/V rows (r = H / Hkv times the KV cache). With ``bank_mac_vectors_per_burst`` k > 1 (a GQA-aware
 what-if) one burst feeds min(k, r) query vectors of a KV head's group; the mapper takes it or not,
 whichever is faster (fewer passes over K/V, but fewer head passes to spread over a group's channels).
+
+KV capacity: a group's channels must hold its sequences' KV cache. When the device knows what its
+memory holds (:class:`~llmsim.devices.base.KvResidency`, declared by whoever checked the model fits:
+``make_device``, a system run, ``serve``), a group of c of the C channels has c / C of the room left
+beside the weights and activations (spread over every channel), times B / N when N > B sequences
+(micro-batches) share the device and lay out alike. It must hold its s sequences' K and V over every
+layer the device holds (the s longest, an upper bound; G = 1: the exact total). A split whose fullest
+group overflows is not a candidate; G = 1 is the least demanding split (each group's sequence share
+is at least its channel share somewhere), so when it overflows nothing fits and the op is refused
+(:class:`~llmsim.errors.CapacityError`). A device that knows nothing of its memory (costed op by op)
+maps unconstrained.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, replace
 
 from llmsim.devices.base import Cost, Phase
 from llmsim.devices.pim_dram import _attention_banks
+from llmsim.errors import CapacityError
 from llmsim.graph.ops import Op
 
 ALL_GROUP_COUNTS_UP_TO = 32  # batches up to this size try every group count; larger ones a geometric set
@@ -61,6 +74,8 @@ class Plan:
     share: int
     seconds: float
     vectors: int = 1  # query vectors each K/V burst feeds (GQA-aware MACs; 1 = every head reads its rows)
+    refused: int = 0  # candidate splits refused because their fullest group's KV overflowed its channels
+    kv_peak_fill: float | None = None  # the fullest group's KV / its room (None: the device's memory is unknown)
 
     @property
     def kv_fill_imbalance(self) -> float:
@@ -218,8 +233,44 @@ class BatchAttention:
         count = self.dev.spec.asic.count
         return (count // G, 1) if G <= count else (1, -(-G // count))
 
+    def kv_fill(self, G: int) -> float | None:
+        """The fullest group's KV cache over its room with G groups (module docstring; None: the
+        device's memory is unknown, or stores no KV)."""
+        res = self.dev.kv_residency
+        if res is None or res.bytes_per_token == 0:
+            return None
+        keys = self.seq_keys()
+        room = res.kv_room_bytes * (self.B / res.sequences if res.sequences else 1.0)
+        if room <= 0:
+            return float("inf")
+        C = self.g.channels
+        return max(sum(keys[:k.seqs]) * res.bytes_per_token / (room * k.channels / C)
+                   for k in group_kinds(self.B, C, G))
+
+    def seq_keys(self) -> list[int]:
+        """Keys each sequence holds, longest first (attr ``varlen``, else Skv for every sequence)."""
+        v = self.op.attr("varlen")
+        return sorted((skv for _, skv in v), reverse=True) if v else [self.Skv] * self.B
+
+    def _refuse(self) -> CapacityError:
+        res, keys = self.dev.kv_residency, self.seq_keys()
+        need = sum(keys) * res.bytes_per_token
+        share = f" x its {self.B} of the {res.sequences} sequences held" if res.sequences else ""
+        total = res.other_bytes + need * ((res.sequences or self.B) / self.B)
+        return CapacityError(
+            f"KV cache does not fit {self.dev.spec.name}: attention {self.op.name} needs {need / 1e9:.2f} GB for "
+            f"{self.B} sequences ({sum(keys)} keys x {res.bytes_per_token:.0f} B/token) > its room "
+            f"{res.kv_room_bytes / 1e9:.2f} GB{share} (memory capacity {res.capacity_bytes / 1e9:.2f} GB - weights "
+            f"and activations {res.other_bytes / 1e9:.2f} GB); needs at least "
+            f"{max(2, math.ceil(total / res.capacity_bytes))} devices (a system preset with --tp/--pp)")
+
     def plan(self) -> Plan:
         opts = [(vec, G) for vec in self.vector_options() for G in candidates(self.B, self.g.channels)]
+        fill = {G: self.kv_fill(G) for G in {G for _, G in opts}}
+        fits = [o for o in opts if fill[o[1]] is None or fill[o[1]] <= 1.0]
+        if not fits:
+            raise self._refuse()
+        refused, opts = len(opts) - len(fits), fits
         if self.Sq > 1 and len(opts) > 2:
             # prefill: rank the splits by each sequence's last query, then cost the best and G = 1 exactly
             proxy = BatchAttention(self.dev, self.op, last_query_only=True)
@@ -230,7 +281,7 @@ class BatchAttention:
             p = self._split(vec, G)
             if best is None or p.seconds < best.seconds:
                 best = p
-        return best
+        return replace(best, refused=refused, kv_peak_fill=fill[best.groups])
 
     def _split(self, vec: int, G: int) -> Plan:
         units, share = self.asic_split(G)
@@ -250,7 +301,8 @@ class BatchAttention:
             phases = tuple(Phase(u, s) for u, s in (("banks", ts), ("asic", tx), ("banks", tc), ("asic", tr)) if s)
         else:
             phases = (Phase("banks", p.seconds),)
-        return replace(total, seconds=p.seconds, flops=self.op.flops, phases=phases)
+        stats = total.stats | {"pim_kv_refused_splits": float(p.refused)} if p.refused else total.stats
+        return replace(total, seconds=p.seconds, flops=self.op.flops, phases=phases, stats=stats)
 
 
 def attention_cost(dev, op: Op) -> Cost:

@@ -35,7 +35,9 @@ def make_device(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelit
     kv = scenario.batch * ctx * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
     if model.arch == "encoder-decoder":
         kv += scenario.batch * scenario.prompt * model.kv_bytes_per_token(scenario.kv_dtype.bytes)
-    dev.check_fits(stored_weight_bytes(model, scenario), kv)
+    weights = stored_weight_bytes(model, scenario)
+    dev.check_fits(weights, kv)
+    dev.hold_kv(weights, model.kv_bytes_per_token(scenario.kv_dtype.bytes))
     # every op kind, one line; at the scenario's batch, so the costs it computes are the run's own
     # (cached on the device), not a batch-1 graph's costed only for this check
     refuse_unsupported(dev, lower_decode(model, scenario, context=2))

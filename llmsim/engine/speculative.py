@@ -124,9 +124,10 @@ def simulate_speculative(hw: Any, target: ModelSpec, sc: Scenario, spec: Specula
     draft_prefill = None
     if draft is not None:
         refuse_unsupported(dev, lower_decode(draft, sc, context=2, batch=1))
-        kv = sc.batch * horizon * (target.kv_bytes_per_token(sc.kv_dtype.bytes)
-                                   + draft.kv_bytes_per_token(sc.kv_dtype.bytes))
-        dev.check_fits(stored_weight_bytes(target, sc) + stored_weight_bytes(draft, sc), kv)
+        per_token = target.kv_bytes_per_token(sc.kv_dtype.bytes) + draft.kv_bytes_per_token(sc.kv_dtype.bytes)
+        weights = stored_weight_bytes(target, sc) + stored_weight_bytes(draft, sc)
+        dev.check_fits(weights, sc.batch * horizon * per_token)
+        dev.hold_kv(weights, per_token)
         draft_prefill = simulate_step(lower_prefill(draft, sc), dev)
     n_tokens = sc.gen - 1
     e = spec.tokens_per_iteration

@@ -80,6 +80,22 @@ def memory_plan(system: SystemSpec, specs: dict[str, Any], model: ModelSpec, sc:
             "capacity_bytes": {grp: specs[grp].memory.capacity_bytes for grp in specs}, "ranks": tp * pp * ep}
 
 
+def hold_kv(device: SystemDevice, plan: dict[str, Any], system: SystemSpec, model: ModelSpec, sc: Scenario,
+            tp: int, pp: int, sequences: int | None = None) -> None:
+    """Tell the device of the group that holds the KV cache what else its memory stores (the
+    busiest rank's weights and activations where :func:`memory_plan` put them) and one sequence's KV
+    bytes per token over the layers its stage holds, for mappers that place the cache
+    (:class:`~llmsim.devices.base.KvResidency`). ``sequences``: the rank's sequences when
+    micro-batches share it."""
+    grp, main = plan["kv_group"], system.main_group
+    other = (plan["weight_bytes"] if plan["weight_group"] == grp else 0.0) \
+        + (plan["activation_bytes"] if grp == main else 0.0)
+    shard = shard_model(model, tp)
+    per_stage = max(stage_of_layers(model.n_layers, pp).count(s) for s in range(pp))
+    per_token = shard.kv_bytes_per_token(sc.kv_dtype.bytes) / shard.n_layers * per_stage
+    device.devs[grp].hold_kv(other, per_token, sequences)
+
+
 class SystemRun:
     """A model + scenario on a system at a given parallelism: builds the device and the graphs."""
 
@@ -98,6 +114,8 @@ class SystemRun:
         self.specs = {g: load_group_device_spec(system, g) for g in system.devices}
         self.plan = memory_plan(system, self.specs, model, sc, tp, pp, context, ep)
         self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep, dp=dp)
+        held = sum(b // ep for b in self.sizes)
+        hold_kv(self.device, self.plan, system, model, sc, tp, pp, held if len(self.sizes) > 1 else None)
 
     def _graph(self, lower) -> nx.DiGraph:
         parts = [place(tensor_parallel(expert_parallel(lower(b // self.ep), self.shard, self.ep, b, self.sc.moe_skew),

@@ -50,7 +50,7 @@ from llmsim.system.parallel import (
     stage_of_layers,
     tensor_parallel,
 )
-from llmsim.system.run import memory_plan
+from llmsim.system.run import hold_kv, memory_plan
 from llmsim.system.spec import SystemSpec, load_group_device_spec
 
 
@@ -77,6 +77,7 @@ class SystemServe:
         self.plan = memory_plan(system, self.specs, model, sc1, tp, pp, context=0, ep=ep)
         # one replica's devices: dp replicas are serving replicas, each costing its own iterations
         self.device = SystemDevice(system, self.specs, tp=tp, pp=pp, fidelity=fidelity, mode=sc.mode, ep=ep)
+        hold_kv(self.device, self.plan, system, model, sc, tp, pp)  # an iteration's ops hold their own sequences
         self.layout = (("tp", tp), ("pp", pp), ("ep", ep), ("micro", micro))
         self.kv: KvSizing | None = None
 
