@@ -116,3 +116,72 @@ def test_constraints_read_serve_fields_and_serve_metrics(tmp_path):
     assert spec.result_constraints() == ["goodput_rps <= throughput_rps"]
     points, counts = spec.points()
     assert len(points) == 3 and counts["filtered"] == 1
+
+
+# ---- serving on a system preset: the layout in the serve: block -----------------------------------------
+
+SYSTEM_SPEC = """\
+hw: dgx-h100
+model: llama-2-7b
+fidelity: analytic
+serve: {rate: 4, requests: 8, prompt_dist: "fixed:64", output_dist: "fixed:8"}
+axes:
+  serve.tp: [1, 2, 3]
+"""
+
+
+def test_a_serve_sweep_over_tp_on_a_system_matches_llmsim_serve_and_fails_an_invalid_layout(tmp_path):
+    from click.testing import CliRunner
+
+    from llmsim.cli import main
+
+    out = tmp_path / "out"
+    res = run_sweep(SweepSpec.load(_spec(tmp_path, SYSTEM_SPEC)), out, workers=1)
+    rows = {r["axes"]["serve.tp"]: r for r in read_rows(out / "results.jsonl")}
+    assert res.total == 3 and res.errors == 1
+    assert rows[3]["status"] == "error" and "--tp 3: llama-2-7b has n_heads = 32, not divisible by 3" in rows[3][
+        "error"]
+    for tp in (1, 2):
+        assert rows[tp]["status"] == "ok"
+        cfg = json.loads((out / rows[tp]["config_file"]).read_text())
+        assert cfg["hw"]["kind"] == "system" and cfg["serve"]["tp"] == tp
+        js = tmp_path / f"tp{tp}.json"
+        r = CliRunner().invoke(main, ["serve", "--hw", "dgx-h100", "--model", "llama-2-7b", "--fidelity", "analytic",
+                                      "--rate", "4", "--requests", "8", "--prompt-dist", "fixed:64", "--output-dist",
+                                      "fixed:8", "--tp", str(tp), "--json", str(js)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        m = json.loads(js.read_text())["runs"][0]["metrics"]
+        assert rows[tp]["tpot_p50_s"] == m["tpot_s"]["p50"] and rows[tp]["ttft_p50_s"] == m["ttft_s"]["p50"]
+        assert rows[tp]["energy_j"] == m["energy_j"]
+    assert rows[2]["tpot_p50_s"] < rows[1]["tpot_p50_s"]  # two ranks share each step's weights
+
+
+@pytest.mark.parametrize("hw,serve,error", [
+    ("dgx-h100", "tp: 0", "--tp must be >= 1, got 0"),
+    ("dgx-h100", "micro_batches: 0", "--micro-batches must be >= 1, got 0"),
+    ("dgx-h100", "tp: 8, dp: 2", "--tp 8 x --pp 1 x --ep 1 x --dp 2 needs 16 'gpu' devices; dgx-h100 has 8"),
+    ("h100", "tp: 2", "--tp needs a system preset (kind: system, e.g. --hw dgx-h100); 'h100' is one device"),
+])
+def test_a_layout_the_flags_refuse_is_a_failed_point_with_their_message(tmp_path, hw, serve, error):
+    text = (f"hw: {hw}\nmodel: llama-2-7b\nfidelity: analytic\n"
+            f"serve: {{rate: 4, requests: 2, prompt_dist: 'fixed:16', output_dist: 'fixed:2', {serve}}}\n")
+    res = run_sweep(SweepSpec.load(_spec(tmp_path, text)), tmp_path / "out", workers=1)
+    (row,) = read_rows(tmp_path / "out" / "results.jsonl")
+    assert res.errors == 1 and row["status"] == "error" and error in row["error"]
+
+
+def test_a_system_preset_needs_a_serve_block(tmp_path):
+    spec = SweepSpec.load(_spec(tmp_path, "hw: dgx-h100\nmodel: llama-2-7b\nscenario: {batch: 1, prompt: 8, gen: 2}\n"))
+    with pytest.raises(ConfigError, match="'dgx-h100' is a system preset: a sweep serves on it"):
+        spec.points()
+
+
+def test_unset_layout_fields_leave_a_device_points_config_and_hash_as_before():
+    """A serve point on one device stores no layout fields, so stores written before they existed resume."""
+    spec = SweepSpec.from_dict({"hw": "h100", "model": "gpt2", "serve": {"rate": 1}, "axes": {"serve.rate": [1, 2]}})
+    pts, _ = spec.points()
+    assert not {"tp", "pp", "ep", "dp", "micro_batches"} & set(pts[0].serve)
+    assert [p.key for p in pts] == ["bf6c2ed7b7d0d4ff", "ad653b7dcf8cf84a"]  # the keys before (commit 47c43dd)
+    tp = SweepSpec.from_dict({"hw": "dgx-h100", "model": "llama-2-7b", "serve": {"rate": 1},
+                              "axes": {"serve.tp": [1, 2]}}).points()[0]
+    assert [p.serve["tp"] for p in tp] == [1, 2]

@@ -71,6 +71,7 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
     from llmsim.serving.arrivals import parse_dist, poisson_stream, trace_stream
     from llmsim.serving.metrics import parse_slo, summarise, time_series
     from llmsim.serving.simulate import make_coster, simulate_serving
+    from llmsim.system.serve import serve_target
 
     if (rate is None) == (trace is None):
         raise ConfigError("give one of --rate R or --trace FILE")
@@ -88,18 +89,13 @@ def serve(hw, model_name, rate, n_requests, trace, prompt_dist, output_dist, sch
     if replicas < 1:
         raise ConfigError(f"--replicas {replicas}: must be at least 1")
     system = system_specs(hw, model_name, rest, {}, dtype, None, tp, pp, micro, ep, dp)
+    base, model, sc = system if system is not None else _specs(hw, model_name, rest, {}, dtype)
+    target, hw_spec, n_rep = serve_target(base, model, sc, replicas, tp=tp, pp=pp, ep=ep, dp=dp, micro=micro,
+                                          fidelity=fidelity)
     if system is not None:
-        from llmsim.system.serve import SystemServe
-
-        sys_spec, model, sc = system
-        target = SystemServe(sys_spec, model, sc, tp=tp or 1, pp=pp or 1, ep=ep or 1, dp=dp or 1,
-                             micro=micro or 1, fidelity=fidelity)
-        hw_spec, n_rep = target.main_spec, replicas * (dp or 1)
-        title = (f"{model.name} on {sys_spec.name} x{replicas} (system: tp {target.tp}, pp {target.pp}, ep "
+        title = (f"{model.name} on {base.name} x{replicas} (system: tp {target.tp}, pp {target.pp}, ep "
                  f"{target.ep}, dp {target.dp}, micro-batches {target.micro}, {fidelity})")
     else:
-        hw_spec, model, sc = _specs(hw, model_name, rest, {}, dtype)
-        target, n_rep = hw_spec, replicas
         title = f"{model.name} on {hw_spec.name} x{replicas} ({hw_spec.kind}, {fidelity})"
     pd = parse_dist(prompt_dist, "--prompt-dist", "prompt")
     od = parse_dist(output_dist, "--output-dist", "output")

@@ -31,9 +31,13 @@ class ServeConfig(Spec):
                                   "derived from memory as vLLM does)")
 
 
+LAYOUT_FIELDS = ("tp", "pp", "ep", "dp", "micro_batches")  # ServeRun's system layout
+
+
 class ServeRun(ServeConfig):
     """One Poisson serve scenario: the ``serve:`` block of a sweep spec (``llmsim serve``'s options,
-    one rate), with every :class:`ServeConfig` knob beside them (``serve.block_size``, ...)."""
+    one rate, and on a system preset its layout: ``tp``, ``pp``, ``ep``, ``dp``, ``micro_batches``),
+    with every :class:`ServeConfig` knob beside them (``serve.block_size``, ...)."""
 
     rate: float = Field(gt=0, allow_inf_nan=False, description="Poisson arrivals, requests/s (--rate)")
     requests: int = Field(default=1000, ge=1, description="requests in the stream (--requests)")
@@ -43,6 +47,13 @@ class ServeRun(ServeConfig):
     replicas: int = Field(default=1, ge=1, description="copies of the device, round-robin (--replicas)")
     slo: str | None = Field(default=None, description="latency targets for goodput, e.g. ttft=200ms,tpot=50ms")
     seed: int = Field(default=0, ge=0, description="the stream's seed (--seed)")
+    # a system preset's parallel layout (as llmsim serve's flags; checked, with their messages, when the point runs)
+    tp: int | None = Field(default=None, description="tensor-parallel ranks (--tp; a system preset)")
+    pp: int | None = Field(default=None, description="pipeline stages (--pp; a system preset)")
+    ep: int | None = Field(default=None, description="expert-parallel ranks (--ep; a system preset)")
+    dp: int | None = Field(default=None, description="data-parallel serving replicas (--dp; a system preset)")
+    micro_batches: int | None = Field(default=None, description="pipeline micro-batches per iteration "
+                                      "(--micro-batches; a system preset)")
 
     @field_validator("prompt_dist", "output_dist")
     @classmethod
@@ -65,6 +76,12 @@ class ServeRun(ServeConfig):
         except ConfigError as e:
             raise ValueError(str(e)) from None
         return v
+
+    def dump(self) -> dict:
+        """The JSON dump a sweep stores and hashes; layout fields left unset are omitted, so a device's
+        serve points keep the hashes they had before those fields existed (a resumed store reruns nothing)."""
+        d = self.model_dump(mode="json")
+        return {k: v for k, v in d.items() if not (k in LAYOUT_FIELDS and v is None)}
 
     def engine(self) -> ServeConfig:
         """The engine knobs alone."""

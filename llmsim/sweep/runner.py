@@ -89,16 +89,23 @@ def run_serve_point(cfg: dict[str, Any], t0: float) -> dict[str, Any]:
     from llmsim.serving.config import ServeRun
     from llmsim.serving.metrics import parse_slo, summarise
     from llmsim.serving.simulate import simulate_serving
+    from llmsim.system.serve import serve_target
+    from llmsim.system.spec import SystemSpec
 
     try:
         run = validate(ServeRun, cfg["serve"], "serve")
-        hw = validate(HW_ADAPTER, cfg["hw"], "hw")
+        system = cfg["hw"].get("kind") == "system"
+        hw = validate(SystemSpec, cfg["hw"], "hw") if system else validate(HW_ADAPTER, cfg["hw"], "hw")
         model = validate(ModelSpec, cfg["model"], "model")
+        sc = make_scenario(cfg["scenario"])
         reqs = poisson_stream(run.rate, run.requests, parse_dist(run.prompt_dist, "serve.prompt_dist", "prompt"),
                               parse_dist(run.output_dist, "serve.output_dist", "output"), run.seed,
                               model.max_positions)
-        res = simulate_serving(hw, model, make_scenario(cfg["scenario"]), reqs, scheduler=run.scheduler,
-                               replicas=run.replicas, cfg=run.engine(), fidelity=cfg["fidelity"])
+        # as llmsim serve: a system at its layout, with the flags' checks and messages
+        target, _, replicas = serve_target(hw, model, sc, run.replicas, tp=run.tp, pp=run.pp, ep=run.ep, dp=run.dp,
+                                           micro=run.micro_batches, fidelity=cfg["fidelity"])
+        res = simulate_serving(target, model, sc, reqs, scheduler=run.scheduler, replicas=replicas,
+                               cfg=run.engine(), fidelity=cfg["fidelity"])
         m = summarise(res, parse_slo(run.slo) if run.slo else {})
     except Exception as e:  # a failing point is a result, recorded with its error
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "elapsed_s": time.perf_counter() - t0}

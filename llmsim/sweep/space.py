@@ -28,6 +28,12 @@ slo, seed and the engine knobs), axes may also name ``serve.FIELD``, and rows ho
     axes: {serve.rate: [1, 2, 4], serve.replicas: [1, 2]}
     objectives: ["max:goodput_rps", energy_per_token_j]
 
+``hw`` may then name a system preset (``dgx-h100``): the block's ``tp``, ``pp``, ``ep``, ``dp`` and
+``micro_batches`` lay it out as ``llmsim serve``'s flags do (:func:`llmsim.system.serve.serve_target`),
+so ``axes: {serve.tp: [1, 2, 4, 8]}`` compares layouts; a layout the flags would refuse (``--tp 3`` on
+a model with 32 heads, more ranks than devices, weights that do not fit) is a failed point with that
+message. Without a ``serve:`` block a system preset is refused (``llmsim run --tp`` runs one point).
+
 Axis paths start with ``hw.``, ``model.``, ``scenario.`` or ``serve.`` (or are ``fidelity``); they are
 applied with :func:`llmsim.config.loader.apply_set`, so any existing field works and a
 misspelled path fails before anything runs. Every point is resolved and validated up front.
@@ -262,7 +268,7 @@ class SweepSpec:
         if data.get("serve") is not None:
             from llmsim.serving.config import ServeRun
 
-            serve = validate(ServeRun, data["serve"], f"{source}: serve").model_dump(mode="json")
+            serve = validate(ServeRun, data["serve"], f"{source}: serve").dump()
         spec = cls(
             hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
             fidelity=fidelity, sets=list(sets),
@@ -272,14 +278,17 @@ class SweepSpec:
             objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
             serve=serve,
         )
+        from llmsim.serving.config import ServeRun
+
+        known = ServeRun.model_fields
         for a in spec.axes:
             if a.path.split(".")[0] == "serve" and serve is None:
                 raise ConfigError(f"{source}: axis '{a.path}': needs a serve: block")
             if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario", "serve"):
                 raise ConfigError(f"{source}: axis '{a.path}': must start with hw., model. or scenario. "
                                   "(or serve. with a serve: block)")
-            if a.path.split(".")[0] == "serve" and (len(a.path.split(".")) != 2 or a.path[6:] not in serve):
-                raise ConfigError(f"{source}: axis '{a.path}': no such field (known: {', '.join(sorted(serve))})")
+            if a.path.split(".")[0] == "serve" and (len(a.path.split(".")) != 2 or a.path[6:] not in known):
+                raise ConfigError(f"{source}: axis '{a.path}': no such field (known: {', '.join(sorted(known))})")
         for o in spec.objectives:
             if o.removeprefix("max:").removeprefix("min:") not in spec.metrics:
                 raise ConfigError(f"{source}: objective '{o}' (known: {', '.join(spec.metrics)})")
@@ -289,7 +298,7 @@ class SweepSpec:
         """The spec with every axis expanded to its values (what ``sweep_spec.yaml`` holds)."""
         axes = {a.path: list(a.values) if a.values is not None else
                 {"logrange" if a.log else "range": [a.lo, a.hi], "int": a.integer} for a in self.axes}
-        return {"hw": str(resolve_path(self.hw, "hw_configs", self.base_dir)),
+        return {"hw": str(self._hw_source()[1]),
                 "model": str(resolve_path(self.model, "workloads", self.base_dir)), "scenario": self.scenario,
                 "fidelity": self.fidelity, "set": self.sets, "axes": axes, "derived": self.derived,
                 "sample": self.sample, "constraints": self.constraints, "objectives": self.objectives} | (
@@ -336,9 +345,26 @@ class SweepSpec:
         return [{p: cols[p][i] for p in cols} for i in range(n)]
 
     # -- resolution -----------------------------------------------------------------------
+    def _hw_source(self) -> tuple[dict, Path]:
+        """The hardware preset's dict and file: a device, or a system (``kind: system``, bundled ones
+        under ``hw_configs/system/``), which a sweep serves on with a ``serve:`` block only."""
+        from llmsim.system.spec import system_dict
+
+        try:
+            path: Path | None = resolve_path(self.hw, "hw_configs", self.base_dir)
+        except ConfigError:
+            path = None
+        found = system_dict(path if path is not None else self.hw)
+        if found is not None:
+            if self.serve is None:
+                raise ConfigError(f"hw: '{self.hw}' is a system preset: a sweep serves on it (a serve: block, its "
+                                  "layout as serve.tp, serve.pp, ...); llmsim run --tp runs one point on it")
+            return found
+        return hardware_dict(path if path is not None else resolve_path(self.hw, "hw_configs", self.base_dir))
+
     def _base(self) -> tuple[dict, dict, dict[str, list]]:
         try:
-            hw, _ = hardware_dict(resolve_path(self.hw, "hw_configs", self.base_dir))
+            hw, _ = self._hw_source()
             model, _ = model_dict(resolve_path(self.model, "workloads", self.base_dir))
             routed = split_overrides(self.sets)
         except ConfigError as e:
@@ -357,7 +383,11 @@ class SweepSpec:
             for label in ("hw", "model"):
                 for p, v in routed[label]:
                     apply_set(dicts[label], p, v, label)
-            serve = dict(self.serve) if self.serve is not None else None
+            serve = None
+            if self.serve is not None:
+                from llmsim.serving.config import LAYOUT_FIELDS
+
+                serve = dict.fromkeys(LAYOUT_FIELDS) | self.serve  # unset layout fields are omitted from the dump
             for path, v in values.items():
                 if path == "fidelity":
                     continue
@@ -375,13 +405,18 @@ class SweepSpec:
                 if label not in dicts:
                     raise ConfigError(f"derived '{path}': must start with hw., model. or scenario.")
                 apply_set(dicts[label], rest, evaluate(expr, dicts, f"derived '{path}'"), label)
-            hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
+            if dicts["hw"].get("kind") == "system":
+                from llmsim.system.spec import SystemSpec
+
+                hw = validate(SystemSpec, dicts["hw"], "hw").model_dump(mode="json")
+            else:
+                hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
             scenario = make_scenario(dicts["scenario"]).model_dump(mode="json")
             if serve is not None:
                 from llmsim.serving.config import ServeRun
 
-                serve = validate(ServeRun, serve, "serve").model_dump(mode="json")
+                serve = validate(ServeRun, serve, "serve").dump()
         except ConfigError as e:
             point = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ConfigError(f"{self.source}: point ({point}): {e}") from None

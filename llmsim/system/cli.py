@@ -31,18 +31,12 @@ def system_specs(hw: str, model_name: str, sets: tuple[str, ...], fields: dict[s
                  dp: int | None = None):
     """(system, model, scenario) when ``hw`` is a system; None for a device without parallel flags."""
     from llmsim.config.loader import load_model, make_scenario, split_overrides
-    from llmsim.system.spec import is_system, load_system
+    from llmsim.system.spec import check_layout_flags, is_system, load_system
 
-    opts = (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--micro-batches", micro))
-    flags = [f for f, v in opts if v is not None]
-    if not is_system(hw):
-        if flags:
-            raise LlmsimError(f"{flags[0]} needs a system preset (kind: system, e.g. --hw dgx-h100); '{hw}' is one "
-                              "device")
+    system = is_system(hw)
+    check_layout_flags(hw, system, tp=tp, pp=pp, ep=ep, dp=dp, micro=micro)
+    if not system:
         return None
-    for f, v in opts:
-        if v is not None and v < 1:
-            raise LlmsimError(f"{f} must be >= 1, got {v}")
     routed = split_overrides(sets)
     if dtype is not None:
         fields = fields | {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}

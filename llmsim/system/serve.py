@@ -155,3 +155,22 @@ class SystemServe:
     @property
     def main_spec(self) -> Any:
         return self.specs[self.system.main_group]
+
+
+def serve_target(hw: Any, model: ModelSpec, sc: Scenario, replicas: int = 1, *, tp: int | None = None,
+                 pp: int | None = None, ep: int | None = None, dp: int | None = None, micro: int | None = None,
+                 fidelity: str = "cycle") -> tuple[Any, Any, int]:
+    """What ``llmsim serve`` and a sweep's serve point serve on: ``(target, device spec, replicas)``.
+
+    ``hw`` a device spec: itself, itself, ``replicas`` (a layout flag is refused). A
+    :class:`SystemSpec`: a :class:`SystemServe` at the layout (unset flags: 1), its main group's device
+    spec (what the results' config records), and ``replicas`` x ``dp`` serving replicas."""
+    from llmsim.system.spec import check_layout_flags
+
+    system = isinstance(hw, SystemSpec)
+    check_layout_flags(hw.name, system, tp=tp, pp=pp, ep=ep, dp=dp, micro=micro)
+    if not system:
+        return hw, hw, replicas
+    target = SystemServe(hw, model, sc, tp=tp or 1, pp=pp or 1, ep=ep or 1, dp=dp or 1, micro=micro or 1,
+                         fidelity=fidelity)
+    return target, target.main_spec, replicas * target.dp

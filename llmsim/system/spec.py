@@ -84,7 +84,7 @@ class SystemSpec(Spec):
         return next(iter(self.devices))
 
 
-def _system_dict(name: str | Path) -> tuple[dict, Path] | None:
+def system_dict(name: str | Path) -> tuple[dict, Path] | None:
     """The YAML of ``name`` when it is a ``kind: system`` spec (bundled ones live in ``hw_configs/system/``)."""
     from llmsim.config.loader import hardware_dict
 
@@ -100,14 +100,31 @@ def _system_dict(name: str | Path) -> tuple[dict, Path] | None:
 
 def is_system(name: str | Path) -> bool:
     """True when the hardware preset or file ``name`` is a ``kind: system`` spec."""
-    return _system_dict(name) is not None
+    return system_dict(name) is not None
+
+
+LAYOUT_FLAGS = (("tp", "--tp"), ("pp", "--pp"), ("ep", "--ep"), ("dp", "--dp"), ("micro", "--micro-batches"))
+
+
+def check_layout_flags(hw_name: str, system: bool, **flags: int | None) -> None:
+    """Refuse a parallel layout on one device, or a count below 1 (``llmsim run/step/serve``'s
+    ``--tp/--pp/--ep/--dp/--micro-batches``, a sweep's ``serve.tp`` ...; None: not given)."""
+    given = [(f, flags[k]) for k, f in LAYOUT_FLAGS if flags.get(k) is not None]
+    if not system:
+        if given:
+            raise ConfigError(f"{given[0][0]} needs a system preset (kind: system, e.g. --hw dgx-h100); "
+                              f"'{hw_name}' is one device")
+        return
+    for f, v in given:
+        if v < 1:
+            raise ConfigError(f"{f} must be >= 1, got {v}")
 
 
 def load_system(name: str | Path, overrides: list[tuple[list[str], Any]] = ()) -> SystemSpec:
     """A system spec by name or path; ``overrides`` are ``--set hw.*`` paths into it."""
     from llmsim.config.loader import apply_set, validate
 
-    found = _system_dict(name)
+    found = system_dict(name)
     if found is None:
         raise ConfigError(f"'{name}' is not a system preset or file (kind: system)")
     data, path = found
