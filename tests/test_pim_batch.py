@@ -303,3 +303,33 @@ def test_simulations_declare_what_the_pim_memory_holds():
         assert pim.other_bytes == 0 and pim.sequences == seqs
         assert pim.bytes_per_token == 2 * per_stage * 8 // r.tp * 128 * sc.kv_dtype.bytes  # 8 KV heads of 128 / tp
         assert r.device.devs["gpu"].kv_residency is None
+
+
+def test_a_nearly_full_attacc_pim_device_maps_attention_to_a_split_that_fits():
+    """End to end: llama-2-70b at TP 8 on attacc-dgx-h100, 12 sequences of 4,000 keys (1.97 GB of KV cache
+    per PIM device), the PIM devices shrunk to 758 rows per bank (1.99 GB, 99% full): the 12-group split the
+    full-size device takes overflows its 13-channel groups, so the step records refused splits and is no
+    faster; at 700 rows the memory plan refuses the run before any mapping, naming the device group."""
+    from llmsim.config.loader import load_model, make_scenario
+    from llmsim.errors import CapacityError
+    from llmsim.system import load_system, simulate_system_step
+
+    m = load_model("llama-2-70b")
+    sc = make_scenario({"batch": 12, "prompt": 4096, "gen": 2}, [])
+    full = load_system("attacc-dgx-h100")
+
+    def rows(n: int):
+        pim = full.devices["pim"].model_copy(update={"set": {"memory.rows": n}})
+        return full.model_copy(update={"devices": full.devices | {"pim": pim}})
+
+    def step(system):
+        st, cfg = simulate_system_step(system, m, sc, "decode", 12, context=4000, fidelity="cycle", tp=8)
+        return st, next(r for r in st.records if r.kind == "attention"), cfg["system"]["per_device"]
+
+    st0, att0, _ = step(full)
+    st1, att1, plan = step(rows(758))
+    assert plan["kv_bytes"] / plan["capacity_bytes"]["pim"] == pytest.approx(12 * 4000 * 40960 / 1987051520)
+    assert "pim_kv_refused_splits" not in att0.stats and att1.stats["pim_kv_refused_splits"] > 0
+    assert att1.busy_s >= att0.busy_s and st1.latency_s >= st0.latency_s
+    with pytest.raises(CapacityError, match="does not fit attacc-dgx-h100 at --tp 8 --pp 1: a 'pim' device needs"):
+        step(rows(700))
