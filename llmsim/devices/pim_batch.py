@@ -34,8 +34,8 @@ memory holds (:class:`~llmsim.devices.base.KvResidency`, declared by whoever che
 beside the weights and activations (spread over every channel), times B / N when N > B sequences
 (micro-batches) share the device and lay out alike. It must hold its s sequences' K and V over every
 layer the device holds (the s longest, an upper bound; G = 1: the exact total). A split whose fullest
-group overflows is not a candidate; G = 1 is the least demanding split (each group's sequence share
-is at least its channel share somewhere), so when it overflows nothing fits and the op is refused
+group overflows is not a candidate; G = 1 is the least demanding split (in any other, some group's
+sequence share is at least its channel share), so when it overflows nothing fits and the op is refused
 (:class:`~llmsim.errors.CapacityError`). A device that knows nothing of its memory (costed op by op)
 maps unconstrained.
 """
@@ -74,7 +74,7 @@ class Plan:
     share: int
     seconds: float
     vectors: int = 1  # query vectors each K/V burst feeds (GQA-aware MACs; 1 = every head reads its rows)
-    refused: int = 0  # candidate splits refused because their fullest group's KV overflowed its channels
+    refused: int = 0  # candidates (G, vectors) refused because their fullest group's KV overflowed its channels
     kv_peak_fill: float | None = None  # the fullest group's KV / its room (None: the device's memory is unknown)
 
     @property
