@@ -226,6 +226,7 @@ class SimResult:
             raise ValueError(f"trace_steps must be 'representative', 'all' or 'none', not {trace_steps!r}")
         keep = set(range(len(self.steps))) if trace_steps == "all" else {0, 1, len(self.steps) - 1}
         total = self.total_s
+        by_level = self._sum("bytes_by_level")
         return {
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "total_s": total,
             "tokens_per_s": self.tokens / total if total else 0.0, "tokens": self.tokens,
@@ -236,8 +237,8 @@ class SimResult:
             "energy_by_phase_j": self.by_phase("energy_breakdown_j"),
             "latency_by_layer_s": self._sum("latency_by_layer_s"),
             "busy_by_unit_s": self._sum("busy_by_unit_s"),
-            "bytes_by_level": self._sum("bytes_by_level"),
-            "achieved_bandwidth_bytes_per_s": {k: v / total for k, v in self._sum("bytes_by_level").items()}
+            "bytes_by_level": by_level,
+            "achieved_bandwidth_bytes_per_s": {k: v / total for k, v in by_level.items()}
             if total else {},
             "stats": self._sum("stats"),
             "top_ops": [{"op": k, "seconds": v} for k, v in self.top_ops()],
