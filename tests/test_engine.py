@@ -102,3 +102,15 @@ def test_segment_reuse_is_exact(hw_name, model):
         times_b = [t for r in b.records for t in (r.start, r.end)]
         assert [t for r in a.records for t in (r.start, r.end)] == pytest.approx(times_b, rel=1e-9)
         assert a.latency_breakdown_s == pytest.approx(b.latency_breakdown_s, rel=1e-9)
+
+
+def test_to_dict_without_traces_keeps_every_aggregate():
+    """``trace_steps="none"`` (the CLI's text output) drops only the per-op traces."""
+    r = simulate(load_hardware("pim"), load_model("gpt2"), make_scenario({"prompt": 16, "gen": 6}), fidelity="analytic")
+    full, lean = r.to_dict(), r.to_dict(trace_steps="none")
+    assert all("trace" in s for s in full["step_details"]) and not any("trace" in s for s in lean["step_details"])
+    for s in full["step_details"]:
+        del s["trace"]
+    assert lean == full
+    with pytest.raises(ValueError, match="trace_steps"):
+        r.to_dict(trace_steps="some")

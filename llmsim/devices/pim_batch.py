@@ -169,6 +169,7 @@ class BatchAttention:
         self.kdt = op.kv_dtype or op.dtype
         self.g = dev.geometry(self.kdt)
         self.parts: dict[tuple[int, int, int, int], tuple] = {}
+        self.groups: dict[tuple, tuple] = {}
         self.last_query_only = last_query_only
 
     def skvs(self) -> list[int]:
@@ -218,7 +219,14 @@ class BatchAttention:
         return self.parts[key]
 
     def group(self, kind: GroupKind, units: int, share: int, vec: int = 1) -> tuple[float, Cost, list, list]:
-        """(time, cost of one group, per-query bank and ASIC times) of a group of ``kind``."""
+        """(time, cost of one group, per-query bank and ASIC times) of a group of ``kind`` (cached per
+        op: :meth:`plan` times the splits, :meth:`cost` sums the chosen one's groups)."""
+        key = (kind, units, share, vec)
+        if key not in self.groups:
+            self.groups[key] = self._group(kind, units, share, vec)
+        return self.groups[key]
+
+    def _group(self, kind: GroupKind, units: int, share: int, vec: int) -> tuple[float, Cost, list, list]:
         bank_t, asic_t, total = [], [], Cost()
         for _ in range(kind.seqs):
             for skv in self.skvs():

@@ -16,7 +16,8 @@ import numpy as np
 
 from llmsim.config.base import DType
 from llmsim.config.memory import DramSpec
-from llmsim.devices.pim_map import Geometry, Program, context_programs, mac_requests, score_programs
+from llmsim.devices.pim_map import (Geometry, Program, ProgramClass, context_classes, context_programs, mac_requests,
+                                    program_classes, score_classes, score_programs)
 from llmsim.memory import DramModel, DramStats, Requests
 
 
@@ -101,12 +102,17 @@ def _kv_write_stats(m: DramSpec, rows: int, width: int, kb: int, row_elems: int)
 
 def _run_programs(mem: DramSpec, progs: list[Program], dtype: DType, out_bytes: float
                   ) -> tuple[float, DramStats, float]:
-    groups: dict[tuple, list] = {}
-    for p in progs:
-        groups.setdefault(p.key(), [p, 0])[1] += 1
+    """(seconds of the slowest channel, all channels' DRAM stats, channel-bus bytes) of one program per channel."""
+    return _run_classes(mem, program_classes(progs), dtype, out_bytes)
+
+
+def _run_classes(mem: DramSpec, classes: list[ProgramClass], dtype: DType, out_bytes: float
+                 ) -> tuple[float, DramStats, float]:
+    """:func:`_run_programs` of channel programs given as classes of equal programs."""
     worst, total, bus = 0.0, None, 0.0
-    for p, k in groups.values():
-        s = _program_stats(mem, tuple(p.rows)) if p.rows else None
+    for p in classes:
+        k = p.count
+        s = _program_stats(mem, p.rows) if p.rows else None
         nbytes = p.gb_elems * dtype.bytes + p.out_elems * out_bytes
         worst = max(worst, (s.seconds if s else 0.0) + nbytes / mem.channel_bandwidth_bytes_per_s)
         bus += k * nbytes
@@ -119,7 +125,18 @@ def _run_programs(mem: DramSpec, progs: list[Program], dtype: DType, out_bytes: 
 def _attention_banks(mem: DramSpec, g: Geometry, H: int, skv: int, D: int, dtype: DType, vectors: int = 1) -> tuple:
     """Bank side of one query over ``skv`` keys: (scores run, context run, ASIC partial-sum adds),
     each run as :func:`_run_programs` returns it (cached: it depends on the memory and the shape only).
-    ``H``: head passes over the K/V rows, each feeding ``vectors`` query vectors."""
+    ``H``: head passes over the K/V rows, each feeding ``vectors`` query vectors. The channel
+    programs come as classes in closed form (:func:`~llmsim.devices.pim_map.score_classes`);
+    :func:`_attention_banks_programs` builds them one per channel and gives the same result
+    (``tests/test_pim_attention.py``)."""
+    ctx, adds = context_classes(H, skv, D, g, vectors)
+    return (_run_classes(mem, score_classes(H, skv, D, g, vectors), dtype, dtype.bytes),
+            _run_classes(mem, ctx, dtype, dtype.bytes), adds)
+
+
+def _attention_banks_programs(mem: DramSpec, g: Geometry, H: int, skv: int, D: int, dtype: DType,
+                              vectors: int = 1) -> tuple:
+    """:func:`_attention_banks` from one :class:`Program` per channel (the reference it is tested against)."""
     ps = [Program() for _ in range(g.channels)]
     score_programs(H, skv, D, g, ps, vectors)
     pc = [Program() for _ in range(g.channels)]

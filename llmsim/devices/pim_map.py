@@ -111,35 +111,135 @@ def vmm_programs(K: int, N: int, g: Geometry, progs: list[Program]) -> int:
     return N * (len(tiles) - 1)
 
 
-def score_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program], vectors: int = 1) -> None:
-    """q . K^T for H heads over Skv tokens: head groups that fill a row, tokens over all banks.
-    ``vectors``: query vectors each burst of K feeds (GQA heads sharing the K rows; the GB holds them all)."""
+def _score_groups(H: int, D: int, g: Geometry, vectors: int) -> list[tuple[int, int]]:
+    """(heads, tokens per row) of each head group of :func:`score_programs` (checking the shape fits)."""
     hpr = max(1, g.row_elems // g.pad(D))
     if g.pad(D) > g.row_elems or D > g.gb_elems:
         raise ConfigError(f"attention head dim {D} wider than a DRAM row / global buffer")
     if vectors > 1 and min(hpr, H) * D * vectors > g.gb_elems:
         raise ConfigError(f"global_buffer_bytes holds {g.gb_elems} elements, fewer than bank_mac_vectors_per_burst "
                           f"({vectors}) x {min(hpr, H)} query heads x head dim {D}")
+    # a group filling at most half a row shares its rows among tokens
+    return [(min(hpr, H - h0), max(1, hpr // min(hpr, H - h0))) for h0 in range(0, H, hpr)]
+
+
+def score_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program], vectors: int = 1) -> None:
+    """q . K^T for H heads over Skv tokens: head groups that fill a row, tokens over all banks.
+    ``vectors``: query vectors each burst of K feeds (GQA heads sharing the K rows; the GB holds them all)."""
+    groups = _score_groups(H, D, g, vectors)
     busiest, total = spread(Skv, g)
-    for h0 in range(0, H, hpr):
-        hg = min(hpr, H - h0)
-        per_row = max(1, hpr // hg)  # a group filling at most half a row shares its rows among tokens
+    for hg, per_row in groups:
         for c, p in enumerate(progs):
             p.add_pass(int(busiest[c]), hg * g.bursts(D), per_row, hg * D * vectors, int(total[c]) * hg * vectors)
+
+
+def _context_tiles(Skv: int, g: Geometry, vectors: int) -> list[int]:
+    """Skv tiles of :func:`context_programs`: the GB holds one tile of each of ``vectors`` vectors."""
+    return k_tiles(Skv, g if vectors == 1 else Geometry(g.channels, g.banks, g.row_elems, g.burst_elems,
+                                                        g.gb_elems // vectors))
 
 
 def context_programs(H: int, Skv: int, D: int, g: Geometry, progs: list[Program], vectors: int = 1) -> int:
     """P . V for H heads: head h on channel h % C, its D columns (one reserved row each) over
     the channel's banks, Skv tiled by the GB. Returns the ASIC partial-sum additions.
     ``vectors``: probability vectors each burst of V feeds (the GB holds one tile of each)."""
-    tiles = k_tiles(Skv, g if vectors == 1 else Geometry(g.channels, g.banks, g.row_elems, g.burst_elems,
-                                                          g.gb_elems // vectors))
+    tiles = _context_tiles(Skv, g, vectors)
     rows_per_bank = -(-D // g.banks)
     for h in range(H):
         p = progs[h % g.channels]
         for t in tiles:
             p.add_pass(rows_per_bank, g.bursts(t), 1, t * vectors, D * vectors)
     return H * D * vectors * (len(tiles) - 1)
+
+
+@dataclass(frozen=True)
+class ProgramClass:
+    """``count`` channels running the same program (``rows``, GB and readout elements, passes):
+    what :func:`score_classes` and :func:`context_classes` give in place of one :class:`Program`
+    per channel. Classes come in the order of their first channel, as grouping the per-channel
+    programs by :meth:`Program.key` gives them."""
+
+    rows: tuple[int, ...]
+    gb_elems: int
+    out_elems: int
+    passes: int
+    count: int
+
+    def key(self) -> tuple:
+        return (self.rows, self.gb_elems, self.out_elems, self.passes)
+
+
+def program_classes(progs: list[Program]) -> list[ProgramClass]:
+    """Per-channel programs grouped into classes of equal programs (first-occurrence order)."""
+    groups: dict[tuple, list] = {}
+    for p in progs:
+        groups.setdefault(p.key(), [0])[0] += 1
+    return [ProgramClass(*k, count=n) for k, (n,) in groups.items()]
+
+
+def _merge(classes: list[ProgramClass]) -> list[ProgramClass]:
+    """Classes with equal programs merged, in first-occurrence order; classes of no channel dropped."""
+    out: dict[tuple, list] = {}
+    for c in classes:
+        if c.count:
+            out.setdefault(c.key(), [0])[0] += c.count
+    return [ProgramClass(*k, count=n) for k, (n,) in out.items()]
+
+
+def _pass_rows(units: int, unit_bursts: int, units_per_row: int) -> list[int]:
+    """Rows :meth:`Program.add_pass` appends for one pass."""
+    if units <= 0:
+        return []
+    full, rest = divmod(units, units_per_row)
+    return [units_per_row * unit_bursts] * full + ([rest * unit_bursts] if rest else [])
+
+
+def score_classes(H: int, Skv: int, D: int, g: Geometry, vectors: int = 1) -> list[ProgramClass]:
+    """The channel programs :func:`score_programs` builds, as classes, in closed form: a channel's
+    program depends only on its busiest bank's tokens (``base`` or ``base + 1``) and its total
+    tokens, and channels come in runs of equal (busiest, total) (:func:`spread` is monotone in
+    the channel)."""
+    groups = _score_groups(H, D, g, vectors)
+    slots = g.channels * g.banks
+    base, extra = divmod(Skv, slots)
+    ub = g.bursts(D)
+    classes = []
+    # channel c < extra holds in_extra(c) = ceil((extra - c) / C) of the extra tokens, 1..banks
+    c = 0
+    while c < g.channels:
+        in_extra = (extra - c + g.channels - 1) // g.channels if c < extra else 0
+        if in_extra:  # the last channel holding in_extra extra tokens
+            last = min(g.channels - 1, extra - 1 - (in_extra - 1) * g.channels)
+        else:
+            last = g.channels - 1
+        busiest, total = base + (in_extra > 0), base * g.banks + in_extra
+        rows: list[int] = []
+        gb = out = passes = 0
+        if busiest > 0:
+            for hg, per_row in groups:
+                rows += _pass_rows(busiest, hg * ub, per_row)
+                gb += hg * D * vectors
+                out += total * hg * vectors
+                passes += 1
+        classes.append(ProgramClass(tuple(rows), gb, out, passes, last - c + 1))
+        c = last + 1
+    return _merge(classes)
+
+
+def context_classes(H: int, Skv: int, D: int, g: Geometry, vectors: int = 1) -> tuple[list[ProgramClass], int]:
+    """The channel programs :func:`context_programs` builds, as classes, and its ASIC partial-sum
+    additions, in closed form: channel c runs the per-head passes once per head it holds
+    (``H // C``, one more for c < ``H % C``)."""
+    tiles = _context_tiles(Skv, g, vectors)
+    rows_per_bank = -(-D // g.banks)
+    head: list[int] = []
+    for t in tiles:
+        head += _pass_rows(rows_per_bank, g.bursts(t), 1)
+    per_head = (sum(tiles) * vectors, len(tiles) * D * vectors, len(tiles))  # D >= 1: every pass adds rows
+    q, r = divmod(H, g.channels)
+    classes = [ProgramClass(tuple(head * n), per_head[0] * n, per_head[1] * n, per_head[2] * n, k)
+               for n, k in ((q + 1, r), (q, g.channels - r))]
+    return _merge(classes), H * D * vectors * (len(tiles) - 1)
 
 
 def mac_requests(rows: list[int] | tuple[int, ...], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,5 +250,5 @@ def mac_requests(rows: list[int] | tuple[int, ...], n_rows: int) -> tuple[np.nda
     return np.full(len(row_ids), 2, dtype=np.int64), row_ids
 
 
-__all__ = ["Geometry", "Program", "context_programs", "k_tiles", "mac_requests", "score_programs", "spread",
-           "vmm_programs"]
+__all__ = ["Geometry", "Program", "ProgramClass", "context_classes", "context_programs", "k_tiles", "mac_requests",
+           "program_classes", "score_classes", "score_programs", "spread", "vmm_programs"]

@@ -55,10 +55,11 @@ def simulate(hw: Any, model: ModelSpec, scenario: Scenario, fidelity: Fidelity =
     from llmsim.graph.lower import check_generation
 
     check_generation(model, scenario)
-    dev = make_device(hw, model, scenario, fidelity)
     steps = []
     memory: dict[str, Any] = {}
     with long_run_gc():
+        dev = make_device(hw, model, scenario, fidelity)
+        step_done()  # the device's modules and caches outlive the run
         tpl = _prefill_template(model, scenario)
         memory = memory_footprint(hw, model, scenario, tpl.graph)
         if exact:

@@ -219,9 +219,14 @@ class SimResult:
 
     def to_dict(self, trace_steps: str = "representative") -> dict[str, Any]:
         """JSON-ready dict. Full per-op traces are kept for the prefill and the first and last
-        decode steps (``trace_steps="all"`` keeps every step's)."""
+        decode steps (``trace_steps="all"`` keeps every step's; ``"none"`` keeps those steps' details
+        without their traces, for a reader of the aggregates only: building the per-op records of a
+        replayed step costs more than the rest of the dict)."""
+        if trace_steps not in ("representative", "all", "none"):
+            raise ValueError(f"trace_steps must be 'representative', 'all' or 'none', not {trace_steps!r}")
         keep = set(range(len(self.steps))) if trace_steps == "all" else {0, 1, len(self.steps) - 1}
         total = self.total_s
+        by_level = self._sum("bytes_by_level")
         return {
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "total_s": total,
             "tokens_per_s": self.tokens / total if total else 0.0, "tokens": self.tokens,
@@ -232,13 +237,13 @@ class SimResult:
             "energy_by_phase_j": self.by_phase("energy_breakdown_j"),
             "latency_by_layer_s": self._sum("latency_by_layer_s"),
             "busy_by_unit_s": self._sum("busy_by_unit_s"),
-            "bytes_by_level": self._sum("bytes_by_level"),
-            "achieved_bandwidth_bytes_per_s": {k: v / total for k, v in self._sum("bytes_by_level").items()}
+            "bytes_by_level": by_level,
+            "achieved_bandwidth_bytes_per_s": {k: v / total for k, v in by_level.items()}
             if total else {},
             "stats": self._sum("stats"),
             "top_ops": [{"op": k, "seconds": v} for k, v in self.top_ops()],
             "steps": [s.summary() for s in self.steps],
-            "step_details": [s.to_dict(trace=i in keep) | {"index": i} for i, s in enumerate(self.steps)
+            "step_details": [s.to_dict(trace=trace_steps != "none") | {"index": i} for i, s in enumerate(self.steps)
                              if i in keep],
             "memory_footprint": self.memory,
             "config": self.config,
