@@ -36,6 +36,7 @@ N_LEVELS = 5  # bank, bank_group, rank, channel, other ranks of the channel
 OP_READ, OP_WRITE, OP_MAC = 0, 1, 2
 GEN_ARRAYS, GEN_SEQUENTIAL, GEN_RANDOM = 0, 1, 2
 NEVER = -(10**12)
+INF = 1 << 62
 # address fields of a mapping (llmsim.memory.dram.MAPPING_FIELDS)
 F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
 # params indices
@@ -135,65 +136,62 @@ def _ref_scope(k, per_bank, st, G):
     return r * BPR, r * BPR + BPR
 
 
-@njit(cache=True, _nrt=False)
-def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
+@njit(cache=True, _nrt=False, inline="always")
+def _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
+    """Earliest cycles of bank ``q``'s candidate commands (its queue non-empty): (e0, e_rd, e_wr), INF
+    where a command is no candidate. e0 is the ACT of the head's row when the bank is closed, else the
+    PRE of a head that misses the open row and may precharge (FR-FCFS: not while the row has queued
+    hits, ``nhit``, unless it has served ``hitcap``); e_rd / e_wr the RD / WR of the queued hits
+    (``fcfs``: of the head only)."""
+    r_open = open_row[c, q]
+    if r_open < 0:
+        return _ready(ready, c, q, ACT, nodes), INF, INF
+    e0 = e_rd = e_wr = INF
+    if fr_fcfs:
+        if row[bq[q, 0]] != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
+            e0 = _ready(ready, c, q, PRE, nodes)
+        if nhit[q, 0] > 0:
+            e_rd = _ready(ready, c, q, RD, nodes)
+        if nhit[q, 1] > 0:
+            e_wr = _ready(ready, c, q, WR, nodes)
+    else:
+        i = bq[q, 0]
+        if row[i] != r_open:
+            e0 = _ready(ready, c, q, PRE, nodes)
+        elif op[i] == OP_WRITE:
+            e_wr = _ready(ready, c, q, WR, nodes)
+        else:
+            e_rd = _ready(ready, c, q, RD, nodes)
+    return e0, e_rd, e_wr
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _pick(c, t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
     """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
-    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. Banks
-    ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
-    cycle) is tightened for banks that have nothing ready."""
+    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
+    bank: its first queued entry with a ready command (the head's ACT or PRE, or a row hit's RD/WR).
+    Banks ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
+    cycle, INF for an empty queue) is tightened for banks that have nothing ready."""
     B = nodes.shape[0]
     q = rr
-    nxt = 1 << 62
+    nxt = INF
     for _ in range(B):
         q = q + 1 if q + 1 < B else 0
-        n = nbq[q]
-        if n == 0 or (frz_lo <= q < frz_hi):
-            continue
         if nb[q] > t:
             nxt = min(nxt, nb[q])
             continue
-        best = 1 << 62
-        r_open = open_row[c, q]
-        if r_open < 0:
-            e = _ready(ready, c, q, ACT, nodes)
-            if e <= t:
-                return q, ACT, 0, q, 0
-            best = e
-        else:
-            e_rd = e_wr = e_pre = -1
-            lim = n if fr_fcfs else 1
-            for k in range(lim):
+        if frz_lo <= q < frz_hi:
+            continue
+        e0, e_rd, e_wr = _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
+        if e0 <= t:
+            return q, (ACT if open_row[c, q] < 0 else PRE), 0, q, 0
+        if e_rd <= t or e_wr <= t:
+            r_open = open_row[c, q]
+            for k in range(nbq[q]):
                 i = bq[q, k]
-                if row[i] == r_open:
-                    cmd = WR if op[i] == OP_WRITE else RD
-                elif k == 0:
-                    cmd = PRE
-                    if fr_fcfs and hitc[q] < hitcap:  # a miss may not precharge while the row has queued hits
-                        for kk in range(1, n):
-                            if row[bq[q, kk]] == r_open:
-                                cmd = -1
-                                break
-                    if cmd < 0:
-                        continue
-                else:
-                    continue
-                if cmd == RD:
-                    if e_rd < 0:
-                        e_rd = _ready(ready, c, q, RD, nodes)
-                    e = e_rd
-                elif cmd == WR:
-                    if e_wr < 0:
-                        e_wr = _ready(ready, c, q, WR, nodes)
-                    e = e_wr
-                else:
-                    if e_pre < 0:
-                        e_pre = _ready(ready, c, q, PRE, nodes)
-                    e = e_pre
-                if e <= t:
-                    return q, cmd, k, q, 0
-                best = min(best, e)
-                if e_rd >= 0 and e_wr >= 0:
-                    break  # every later entry is a RD or WR known not ready, or a miss that may not precharge
+                if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
+                    return q, (WR if op[i] == OP_WRITE else RD), k, q, 0
+        best = min(e0, e_rd, e_wr)
         nb[q] = best
         nxt = min(nxt, best)
     return -1, -1, -1, q, nxt
@@ -255,11 +253,74 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
     return t, tm, allhit
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _fifo_first(fq, fh, fn, nbq, BQ):
+    """The bank whose buffered request (per-bank FIFOs ``fq`` of front-end positions, heads ``fh``,
+    lengths ``fn``) came first among banks whose command queue has room; -1 if none."""
+    best, bb = INF, -1
+    for b in range(fn.shape[0]):
+        if fn[b] > 0 and nbq[b] < BQ and fq[b, fh[b]] < best:
+            best, bb = fq[b, fh[b]], b
+    return bb
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ):
+    """Front end: requests ``idx[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
+    in order while their queue has room, up to a MAC. Returns (p, nrq, nwq, whether one may move to
+    its bank's command queue)."""
+    unblock = False
+    while p < n:
+        i = idx[p]
+        b = bank[i]
+        if op[i] == OP_WRITE:
+            if nwq == WQ:
+                break
+            j = wqh[b] + wqn[b]
+            wqf[b, j - WQ if j >= WQ else j] = p
+            wqn[b] += 1
+            nwq += 1
+        elif op[i] == OP_READ:
+            if nrq == RQ:
+                break
+            j = rqh[b] + rqn[b]
+            rqf[b, j - RQ if j >= RQ else j] = p
+            rqn[b] += 1
+            nrq += 1
+        else:
+            break
+        p += 1
+        if nbq[b] < BQ:
+            unblock = True
+    return p, nrq, nwq, unblock
+
+
 @njit(cache=True)
 def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
              ntrace, out):
     """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
     misses, next refresh event, last command cycle)."""
+    B = st[0]
+    RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
+    # read queue and write buffer, kept as one FIFO per bank of front-end positions (their order is
+    # the arrival order, so the oldest request whose bank has room is the least head of such banks)
+    rqf = np.zeros((B, RQ), np.int64)
+    wqf = np.zeros((B, WQ), np.int64)
+    bq = np.zeros((B, BQ), np.int64)
+    # per bank: read-queue head and length, write-buffer head and length, command-queue length,
+    # queued reads and writes that hit the open row, hits served since the ACT, and a lower bound
+    # of the cycle its next command is ready (INF: empty queue)
+    bs = np.zeros((7, B), np.int64)
+    bs[6] = INF
+    nhit = np.zeros((B, 2), np.int64)
+    _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
+           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6])
+
+
+@njit(cache=True, _nrt=False)
+def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
+           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb):
+    """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
     REFRESH, PAGE, FR = params[P_REFRESH], params[P_PAGE], params[P_SCHED]
@@ -267,58 +328,36 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
     INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
     n = len(idx)
-    rq = np.zeros(RQ, np.int64)
-    wq = np.zeros(WQ, np.int64)
-    bq = np.zeros((B, BQ), np.int64)
-    nbq = np.zeros(B, np.int64)
-    nb = np.zeros(B, np.int64)
-    hitc = np.zeros(B, np.int64)
     nrq = nwq = inflight = draining = 0
-    blocked = False
     rr = B - 1
     kref = 0
     t = 0
+    lb = INF  # lower bound of the next cycle any bank has a ready command
     done = 0
     hits = misses = 0
     last = -1
+    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ)
+    blocked = False
     while True:
-        busy = False
-        # front end: requests in order while their queue has room; a MAC waits for empty queues
-        while p < n:
+        busy = False  # this cycle changed the state: the next one may act too
+        # front end: a MAC waits for empty queues (other requests arrive at the end of the cycle before)
+        if p < n and op[idx[p]] == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
             i = idx[p]
-            if op[i] == OP_MAC:
-                if nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t):
-                    break
-                tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
-                                   rows, pstart, counts, trace, ntrace, st, nodes, whist)
-                last = tn - 1
-                t = last
-                done = max(done, tm + CL + NBL)
-                hits += hit
-                misses += 1 - hit
-                p += 1
-                busy = True
-                break
-            if op[i] == OP_WRITE:
-                if nwq == WQ:
-                    break
-                wq[nwq] = i
-                nwq += 1
-            else:
-                if nrq == RQ:
-                    break
-                rq[nrq] = i
-                nrq += 1
+            tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
+                               rows, pstart, counts, trace, ntrace, st, nodes, whist)
+            last = tn - 1
+            t = last
+            done = max(done, tm + CL + NBL)
+            hits += hit
+            misses += 1 - hit
             p += 1
             busy = True
-            if nbq[bank[i]] < BQ:  # the only request that can unblock a blocked queue
-                blocked = False
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
             break
         # a due refresh goes first; its banks' queues wait
         frz_lo, frz_hi = 0, 0
         issued = -1
-        t_ref = 1 << 62
+        t_ref = INF
         if REFRESH:
             if (kref + 1) * INTERVAL <= t:
                 frz_lo, frz_hi = _ref_scope(kref, PER_BANK, st, G)
@@ -330,11 +369,14 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                         if e <= t:
                             _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                             open_row[c, b] = -1
-                            nb[b] = 0
+                            nhit[b, 0] = nhit[b, 1] = 0
+                            if nbq[b] > 0:
+                                nb[b] = 0
+                            lb = min(lb, t + 1)
                             issued = 0
                             break
                         t_ref = min(t_ref, e)
-                        e_ref = 1 << 62
+                        e_ref = INF
                     else:
                         e_ref = max(e_ref, _ready(ready, c, b, cmd, nodes))
                 if issued < 0:
@@ -345,14 +387,20 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                         issued = 0
                     else:
                         t_ref = min(t_ref, e_ref)
+                if issued >= 0:
+                    busy = True  # the refresh may go on next cycle
             else:
                 t_ref = (kref + 1) * INTERVAL
         picks = BUSES if issued < 0 else BUSES - 1
-        nxt = 1 << 62
+        nxt = lb
+        q1 = q2 = -1
         for _ in range(picks):
-            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, FR,
-                                  HITCAP, nodes)
+            if t < lb:
+                break  # no bank can have a ready command yet
+            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
+                                       FR, HITCAP, nodes)
             if q < 0:
+                lb = nxt
                 break
             col = 1 if cmd == RD or cmd == WR else 0
             if issued >= 0 and col == issued:
@@ -360,12 +408,22 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
             i = bq[q, k]
             _issue(nodes, c, cmd, q, q + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             nb[q] = 0
+            if q1 < 0:
+                q1 = q
+            else:
+                q2 = q
             issued = col
             if cmd == ACT:
-                open_row[c, q] = row[i]
+                r = row[i]
+                open_row[c, q] = r
                 hitc[q] = 0
+                nhit[q, 0] = nhit[q, 1] = 0
+                for kk in range(nbq[q]):
+                    if row[bq[q, kk]] == r:
+                        nhit[q, op[bq[q, kk]]] += 1
             elif cmd == PRE:
                 open_row[c, q] = -1
+                nhit[q, 0] = nhit[q, 1] = 0
             else:
                 if hitc[q] > 0:
                     hits += 1
@@ -376,21 +434,32 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 for kk in range(k, nbq[q] - 1):
                     bq[q, kk] = bq[q, kk + 1]
                 nbq[q] -= 1
+                nhit[q, op[i]] -= 1
                 inflight -= 1
                 blocked = False
                 close = PAGE == PAGE_CLOSED
                 if PAGE == PAGE_ADAPTIVE:
-                    close = True
-                    for kk in range(nbq[q]):
-                        if row[bq[q, kk]] == row[i]:
-                            close = False
+                    close = nhit[q, 0] + nhit[q, 1] == 0
                 if close:  # auto-precharge: no command slot
                     tp = _ready(ready, c, q, PRE, nodes)
                     _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                     open_row[c, q] = -1
+                    nhit[q, 0] = nhit[q, 1] = 0
         if issued >= 0:
             last = t
-            busy = True
+        if q1 >= 0:  # the banks that issued: their next command; then the next cycle any bank may issue
+            for q in (q1, q2):
+                if q >= 0:
+                    if nbq[q] == 0:
+                        nb[q] = INF
+                    else:
+                        e0, e_rd, e_wr = _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                        nb[q] = min(e0, e_rd, e_wr)
+            lb = INF
+            for b in range(B):
+                lb = min(lb, nb[b])
+        elif frz_hi > frz_lo:
+            lb = min(lb, t + 1)  # the scan left the refreshing banks out
         # then one request into its bank's command queue (it may issue from the next cycle on)
         fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
         if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
@@ -399,39 +468,63 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
         if not blocked:
             blocked = True  # until a queue slot frees or a request arrives
             if draining > 0:
-                for j in range(nwq):
-                    b = bank[wq[j]]
-                    if nbq[b] < BQ:
-                        bq[b, nbq[b]] = wq[j]
-                        nbq[b] += 1
-                        nb[b] = 0
-                        inflight += 1
-                        for k in range(j, nwq - 1):
-                            wq[k] = wq[k + 1]
-                        nwq -= 1
-                        draining -= 1
-                        busy = True
-                        blocked = False
-                        break
+                b = _fifo_first(wqf, wqh, wqn, nbq, BQ)
+                if b >= 0:
+                    i = idx[wqf[b, wqh[b]]]
+                    wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
+                    wqn[b] -= 1
+                    nwq -= 1
+                    draining -= 1
             else:
-                for j in range(nrq):
-                    b = bank[rq[j]]
-                    if nbq[b] < BQ:
-                        bq[b, nbq[b]] = rq[j]
-                        nbq[b] += 1
-                        nb[b] = 0
-                        inflight += 1
-                        for k in range(j, nrq - 1):
-                            rq[k] = rq[k + 1]
-                        nrq -= 1
-                        busy = True
-                        blocked = False
-                        break
+                b = _fifo_first(rqf, rqh, rqn, nbq, BQ)
+                if b >= 0:
+                    i = idx[rqf[b, rqh[b]]]
+                    rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
+                    rqn[b] -= 1
+                    nrq -= 1
+            if b >= 0:
+                was_empty = nbq[b] == 0
+                bq[b, nbq[b]] = i
+                nbq[b] += 1
+                inflight += 1
+                blocked = False
+                r_open = open_row[c, b]
+                if r_open >= 0 and row[i] == r_open:
+                    nhit[b, op[i]] += 1
+                    new_kind = nhit[b, op[i]] == 1
+                else:
+                    new_kind = False
+                if was_empty:
+                    e0, e_rd, e_wr = _cands(c, b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                    nb[b] = min(e0, e_rd, e_wr)
+                elif new_kind and FR:  # a first hit of its kind: RD / WR becomes a candidate
+                    nb[b] = min(nb[b], _ready(ready, c, b, WR if op[i] == OP_WRITE else RD, nodes))
+                lb = min(lb, max(nb[b], t + 1))
+        # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
+        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ)
+        if unblock:
+            blocked = False
+        if p == n and nrq == 0 and nwq == 0 and inflight == 0:
+            break
+        # the next cycle in which anything can happen: the next one after a refresh command, a MAC or a
+        # drain that starts, or while the mover has a request to move; else the next ready command or refresh
+        if not busy:
+            fe_idle = p == n or op[idx[p]] == OP_MAC
+            if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
+                busy = True
+            elif p < n and op[idx[p]] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
+                busy = True
+            elif not blocked:
+                if draining > 0:
+                    busy = _fifo_first(wqf, wqh, wqn, nbq, BQ) >= 0
+                else:
+                    busy = _fifo_first(rqf, rqh, rqn, nbq, BQ) >= 0
+                blocked = not busy
         if busy:
             t += 1
-        else:  # nothing can happen before the next ready command, refresh or queue change
-            nxt = min(nxt, t_ref)
-            if nxt >= 1 << 62:
+        else:
+            nxt = min(lb, t_ref)
+            if nxt >= INF:
                 raise RuntimeError("DRAM controller: no request can make progress")
             t = max(t + 1, nxt)
     out[0] = done
