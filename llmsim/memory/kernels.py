@@ -60,25 +60,25 @@ def hash31(i: int, seed: int, salt: int) -> int:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _ready(ready, c, b, cmd, nodes):
+def _ready(ready, b, cmd, nodes):
     """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
     rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
-    v = max(ready[c, nodes[b, 0], cmd], ready[c, nodes[b, 1], cmd], ready[c, nodes[b, 2], cmd],
-            ready[c, nodes[b, 3], cmd])
+    v = max(ready[nodes[b, 0], cmd], ready[nodes[b, 1], cmd], ready[nodes[b, 2], cmd],
+            ready[nodes[b, 3], cmd])
     o = nodes[b, 3] + 1
     r = nodes[b, 4]
     for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
-        if rr != r and ready[c, o + rr, cmd] > v:
-            v = ready[c, o + rr, cmd]
+        if rr != r and ready[o + rr, cmd] > v:
+            v = ready[o + rr, cmd]
     return v
 
 
 @njit(cache=True, _nrt=False)
-def _ready_all(ready, c, lo, hi, cmd, nodes):
+def _ready_all(ready, lo, hi, cmd, nodes):
     """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
     v = 0
     for b in range(lo, hi):
-        v = max(v, _ready(ready, c, b, cmd, nodes))
+        v = max(v, _ready(ready, b, cmd, nodes))
     return v
 
 
@@ -87,7 +87,7 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
     """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
     nodes it touches by every table row it precedes (``whist[cmd]``: keep its history for windowed
     rows such as tFAW)."""
-    depth = hist.shape[3]
+    depth = hist.shape[2]
     if whist[cmd]:
         for lvl in range(4):
             for b in range(lo, hi):
@@ -95,8 +95,8 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
                 if b > lo and h == nodes[b - 1, lvl]:
                     continue
                 for k in range(depth - 1, 0, -1):
-                    hist[c, h, cmd, k] = hist[c, h, cmd, k - 1]
-                hist[c, h, cmd, 0] = t
+                    hist[h, cmd, k] = hist[h, cmd, k - 1]
+                hist[h, cmd, 0] = t
     o_other = nodes[0, 3] + 1
     for k in range(pstart[cmd], pstart[cmd + 1]):
         lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
@@ -105,10 +105,10 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
             h = nodes[b, col]
             if b > lo and h == nodes[b - 1, col]:
                 continue
-            v = (hist[c, h, cmd, w - 1] if w > 1 else t) + lat
+            v = (hist[h, cmd, w - 1] if w > 1 else t) + lat
             node = o_other + nodes[b, 4] if lvl == 4 else h  # other ranks: a bound per issuing rank
-            if ready[c, node, nxt] < v:
-                ready[c, node, nxt] = v
+            if ready[node, nxt] < v:
+                ready[node, nxt] = v
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
@@ -116,6 +116,36 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
         trace[n, 1] = cmd
         trace[n, 2] = c
         trace[n, 3] = -1 if hi - lo == nodes.shape[0] and cmd != REF else lo
+        ntrace[0] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _issue_bank(nodes, c, cmd, b, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
+    """:func:`_issue` for one bank ``b`` (ACT, PRE, RD, WR, REFB), inlined in the cycle loop."""
+    depth = hist.shape[2]
+    if whist[cmd]:
+        for lvl in range(4):
+            h = nodes[b, lvl]
+            for k in range(depth - 1, 0, -1):
+                hist[h, cmd, k] = hist[h, cmd, k - 1]
+            hist[h, cmd, 0] = t
+    for k in range(pstart[cmd], pstart[cmd + 1]):
+        lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
+        if lvl == 4:  # other ranks: a bound per issuing rank
+            h = nodes[b, 2]
+            node = nodes[0, 3] + 1 + nodes[b, 4]
+        else:
+            h = node = nodes[b, lvl]
+        v = (hist[h, cmd, w - 1] if w > 1 else t) + lat
+        if ready[node, nxt] < v:
+            ready[node, nxt] = v
+    counts[cmd] += 1
+    n = ntrace[0]
+    if n < trace.shape[0]:
+        trace[n, 0] = t
+        trace[n, 1] = cmd
+        trace[n, 2] = c
+        trace[n, 3] = -1 if nodes.shape[0] == 1 and cmd != REF else b
         ntrace[0] = n + 1
 
 
@@ -137,64 +167,101 @@ def _ref_scope(k, per_bank, st, G):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
+def _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
     """Earliest cycles of bank ``q``'s candidate commands (its queue non-empty): (e0, e_rd, e_wr), INF
     where a command is no candidate. e0 is the ACT of the head's row when the bank is closed, else the
     PRE of a head that misses the open row and may precharge (FR-FCFS: not while the row has queued
     hits, ``nhit``, unless it has served ``hitcap``); e_rd / e_wr the RD / WR of the queued hits
     (``fcfs``: of the head only)."""
-    r_open = open_row[c, q]
+    r_open = open_row[q]
     if r_open < 0:
-        return _ready(ready, c, q, ACT, nodes), INF, INF
+        return _ready(ready, q, ACT, nodes), INF, INF
     e0 = e_rd = e_wr = INF
     if fr_fcfs:
         if row[bq[q, 0]] != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
-            e0 = _ready(ready, c, q, PRE, nodes)
+            e0 = _ready(ready, q, PRE, nodes)
         if nhit[q, 0] > 0:
-            e_rd = _ready(ready, c, q, RD, nodes)
+            e_rd = _ready(ready, q, RD, nodes)
         if nhit[q, 1] > 0:
-            e_wr = _ready(ready, c, q, WR, nodes)
+            e_wr = _ready(ready, q, WR, nodes)
     else:
         i = bq[q, 0]
         if row[i] != r_open:
-            e0 = _ready(ready, c, q, PRE, nodes)
+            e0 = _ready(ready, q, PRE, nodes)
         elif op[i] == OP_WRITE:
-            e_wr = _ready(ready, c, q, WR, nodes)
+            e_wr = _ready(ready, q, WR, nodes)
         else:
-            e_rd = _ready(ready, c, q, RD, nodes)
+            e_rd = _ready(ready, q, RD, nodes)
     return e0, e_rd, e_wr
 
 
+_DEBRUIJN = 0x022FDD63CC95386D
+_DEBRUIJN_BIT = np.array([0, 1, 2, 53, 3, 7, 54, 27, 4, 38, 41, 8, 34, 55, 48, 28, 62, 5, 39, 46, 44, 42, 22, 9, 24, 35,
+                          59, 56, 49, 18, 29, 11, 63, 52, 6, 26, 37, 40, 33, 47, 61, 45, 43, 21, 23, 58, 17, 10, 51, 25,
+                          36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14, 13, 12], dtype=np.int64)
+
+
 @njit(cache=True, _nrt=False, inline="always")
-def _pick(c, t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
+def _lowest_bit(m):
+    """Index of the lowest set bit of a non-zero 64-bit mask (de Bruijn; the same in Python ints)."""
+    return _DEBRUIJN_BIT[(((m & -m) * _DEBRUIJN) >> 58) & 63]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
+          again):
     """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
     bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
     bank: its first queued entry with a ready command (the head's ACT or PRE, or a row hit's RD/WR).
     Banks ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
-    cycle, INF for an empty queue) is tightened for banks that have nothing ready."""
+    cycle, INF for an empty queue) is tightened for banks that have nothing ready. The banks that
+    may be ready (``nb`` <= t) are first marked in ``due``, 64 banks a word, by loops without
+    branches; then visited in round-robin order, each unmarked when visited. ``again``: a second pick
+    in the same cycle after bank ``rr`` issued, which continues the first one's visit (the banks it
+    found not ready stay so) with bank ``rr`` marked again; its ``next`` is not a bound then."""
     B = nodes.shape[0]
-    q = rr
     nxt = INF
-    for _ in range(B):
-        q = q + 1 if q + 1 < B else 0
-        if nb[q] > t:
-            nxt = min(nxt, nb[q])
-            continue
-        if frz_lo <= q < frz_hi:
-            continue
-        e0, e_rd, e_wr = _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
-        if e0 <= t:
-            return q, (ACT if open_row[c, q] < 0 else PRE), 0, q, 0
-        if e_rd <= t or e_wr <= t:
-            r_open = open_row[c, q]
-            for k in range(nbq[q]):
-                i = bq[q, k]
-                if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
-                    return q, (WR if op[i] == OP_WRITE else RD), k, q, 0
-        best = min(e0, e_rd, e_wr)
-        nb[q] = best
-        nxt = min(nxt, best)
-    return -1, -1, -1, q, nxt
+    if again:
+        due[rr >> 6] |= 1 << (rr & 63)
+    else:
+        for w in range(due.shape[0]):
+            m = 0
+            for b in range(w * 64, min(B, w * 64 + 64)):
+                v = nb[b]
+                m |= int(v <= t) << (b - w * 64)
+                nxt = min(nxt, v if v > t else INF)
+            due[w] = m
+        for b in range(frz_lo, frz_hi):
+            due[b >> 6] &= ~(1 << (b & 63))
+    s = rr + 1 if rr + 1 < B else 0
+    ws = s >> 6
+    for j in range(due.shape[0] + 1):  # words from the one holding s, wrapping; that word twice
+        w = ws + j
+        if w >= due.shape[0]:
+            w -= due.shape[0]
+        m = due[w]
+        if j == 0:
+            m &= -1 << (s & 63)  # banks s.. of the first word
+        elif j == due.shape[0]:
+            m &= ~(-1 << (s & 63))  # then the banks before s
+        while m != 0:
+            k = _lowest_bit(m)
+            m &= m - 1
+            due[w] &= ~(1 << k)
+            q = w * 64 + k
+            e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
+            if e0 <= t:
+                return q, (ACT if open_row[q] < 0 else PRE), 0, q, 0
+            if e_rd <= t or e_wr <= t:
+                r_open = open_row[q]
+                for kk in range(nbq[q]):
+                    i = bq[q, kk]
+                    if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
+                        return q, (WR if op[i] == OP_WRITE else RD), kk, q, 0
+            best = min(e0, e_rd, e_wr)
+            nb[q] = best
+            nxt = min(nxt, best)
+    return -1, -1, -1, rr, nxt
 
 
 @njit(cache=True, _nrt=False)
@@ -206,13 +273,13 @@ def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_r
         lo, hi = _ref_scope(kref, per_bank, st, G)
         t = max(t, (kref + 1) * interval)
         for b in range(lo, hi):
-            if open_row[c, b] >= 0:
-                t = max(t, _ready(ready, c, b, PRE, nodes))
+            if open_row[b] >= 0:
+                t = max(t, _ready(ready, b, PRE, nodes))
                 _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                open_row[c, b] = -1
+                open_row[b] = -1
                 t += 1
         cmd = REFB if per_bank else REF
-        t = max(t, _ready_all(ready, c, lo, hi, cmd, nodes))
+        t = max(t, _ready_all(ready, lo, hi, cmd, nodes))
         _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         t += 1
         kref += 1
@@ -228,28 +295,28 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
     allhit = True
     anyopen = False
     for b in range(B):
-        if open_row[c, b] != r:
+        if open_row[b] != r:
             allhit = False
-        if open_row[c, b] >= 0:
+        if open_row[b] >= 0:
             anyopen = True
     if not allhit:
         for cmd in (PRE_AB, ACT_AB):
             if cmd == PRE_AB and not anyopen:
                 continue
-            t = max(t, _ready_all(ready, c, 0, B, cmd, nodes))
+            t = max(t, _ready_all(ready, 0, B, cmd, nodes))
             _issue(nodes, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             t += 1
         for b in range(B):
-            open_row[c, b] = r
-    t = max(t, _ready_all(ready, c, 0, B, MAC_AB, nodes))
+            open_row[b] = r
+    t = max(t, _ready_all(ready, 0, B, MAC_AB, nodes))
     _issue(nodes, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
     tm = t
     t += 1
     if closed:
-        t2 = max(tm, _ready_all(ready, c, 0, B, PRE_AB, nodes))
+        t2 = max(tm, _ready_all(ready, 0, B, PRE_AB, nodes))
         _issue(nodes, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         for b in range(B):
-            open_row[c, b] = -1
+            open_row[b] = -1
     return t, tm, allhit
 
 
@@ -313,13 +380,14 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     bs = np.zeros((7, B), np.int64)
     bs[6] = INF
     nhit = np.zeros((B, 2), np.int64)
+    due = np.zeros((B + 63) // 64, np.int64)
     _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6])
+           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due)
 
 
 @njit(cache=True, _nrt=False)
 def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb):
+           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due):
     """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
@@ -364,11 +432,11 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 cmd = REFB if PER_BANK else REF
                 e_ref = 0
                 for b in range(frz_lo, frz_hi):
-                    if open_row[c, b] >= 0:
-                        e = _ready(ready, c, b, PRE, nodes)
+                    if open_row[b] >= 0:
+                        e = _ready(ready, b, PRE, nodes)
                         if e <= t:
                             _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                            open_row[c, b] = -1
+                            open_row[b] = -1
                             nhit[b, 0] = nhit[b, 1] = 0
                             if nbq[b] > 0:
                                 nb[b] = 0
@@ -378,7 +446,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                         t_ref = min(t_ref, e)
                         e_ref = INF
                     else:
-                        e_ref = max(e_ref, _ready(ready, c, b, cmd, nodes))
+                        e_ref = max(e_ref, _ready(ready, b, cmd, nodes))
                 if issued < 0:
                     if e_ref <= t:
                         _issue(nodes, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
@@ -394,11 +462,11 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
         picks = BUSES if issued < 0 else BUSES - 1
         nxt = lb
         q1 = q2 = -1
-        for _ in range(picks):
+        for pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
-            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
-                                       FR, HITCAP, nodes)
+            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
+                                       FR, HITCAP, nodes, due, q1 >= 0)
             if q < 0:
                 lb = nxt
                 break
@@ -406,7 +474,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
-            _issue(nodes, c, cmd, q, q + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            _issue_bank(nodes, c, cmd, q, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             nb[q] = 0
             if q1 < 0:
                 q1 = q
@@ -415,14 +483,14 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
             issued = col
             if cmd == ACT:
                 r = row[i]
-                open_row[c, q] = r
+                open_row[q] = r
                 hitc[q] = 0
                 nhit[q, 0] = nhit[q, 1] = 0
                 for kk in range(nbq[q]):
                     if row[bq[q, kk]] == r:
                         nhit[q, op[bq[q, kk]]] += 1
             elif cmd == PRE:
-                open_row[c, q] = -1
+                open_row[q] = -1
                 nhit[q, 0] = nhit[q, 1] = 0
             else:
                 if hitc[q] > 0:
@@ -441,9 +509,9 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 if PAGE == PAGE_ADAPTIVE:
                     close = nhit[q, 0] + nhit[q, 1] == 0
                 if close:  # auto-precharge: no command slot
-                    tp = _ready(ready, c, q, PRE, nodes)
+                    tp = _ready(ready, q, PRE, nodes)
                     _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                    open_row[c, q] = -1
+                    open_row[q] = -1
                     nhit[q, 0] = nhit[q, 1] = 0
         if issued >= 0:
             last = t
@@ -453,7 +521,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                     if nbq[q] == 0:
                         nb[q] = INF
                     else:
-                        e0, e_rd, e_wr = _cands(c, q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                        e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
                         nb[q] = min(e0, e_rd, e_wr)
             lb = INF
             for b in range(B):
@@ -488,17 +556,17 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 nbq[b] += 1
                 inflight += 1
                 blocked = False
-                r_open = open_row[c, b]
+                r_open = open_row[b]
                 if r_open >= 0 and row[i] == r_open:
                     nhit[b, op[i]] += 1
                     new_kind = nhit[b, op[i]] == 1
                 else:
                     new_kind = False
                 if was_empty:
-                    e0, e_rd, e_wr = _cands(c, b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                    e0, e_rd, e_wr = _cands(b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
                     nb[b] = min(e0, e_rd, e_wr)
                 elif new_kind and FR:  # a first hit of its kind: RD / WR becomes a candidate
-                    nb[b] = min(nb[b], _ready(ready, c, b, WR if op[i] == OP_WRITE else RD, nodes))
+                    nb[b] = min(nb[b], _ready(ready, b, WR if op[i] == OP_WRITE else RD, nodes))
                 lb = min(lb, max(nb[b], t + 1))
         # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
         p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ)
@@ -606,13 +674,12 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     res = np.zeros((C, 5), dtype=np.int64)
     out = np.zeros(5, dtype=np.int64)
     for ch in range(C):
-        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready, hist, open_row, rows, pstart, st, nodes,
-                 whist, G,
-                 params, counts, trace, ntrace, out)
+        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready[ch], hist[ch], open_row[ch], rows, pstart, st,
+                 nodes, whist, G, params, counts, trace, ntrace, out)
         res[ch] = out
     end = res[:, 0].max()
     if params[P_REFRESH]:
         for ch in range(C):
             _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G,
-                          st, nodes, whist, open_row, ready, hist, rows, pstart, counts, trace, ntrace)
+                          st, nodes, whist, open_row[ch], ready[ch], hist[ch], rows, pstart, counts, trace, ntrace)
     return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]
