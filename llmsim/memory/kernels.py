@@ -218,11 +218,13 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_
     may be ready (``nb`` <= t) are first marked in ``due``, 64 banks a word, by loops without
     branches; then visited in round-robin order, each unmarked when visited. ``again``: a second pick
     in the same cycle after bank ``rr`` issued, which continues the first one's visit (the banks it
-    found not ready stay so) with bank ``rr`` marked again; its ``next`` is not a bound then."""
+    found not ready stay so) with bank ``rr`` marked again if its new bound allows; its ``next`` is not
+    a bound then."""
     B = nodes.shape[0]
     nxt = INF
     if again:
-        due[rr >> 6] |= 1 << (rr & 63)
+        if nb[rr] <= t:
+            due[rr >> 6] |= 1 << (rr & 63)
     else:
         for w in range(due.shape[0]):
             m = 0
@@ -321,18 +323,22 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _fifo_first(fq, fh, fn, nbq, BQ):
-    """The bank whose buffered request (per-bank FIFOs ``fq`` of front-end positions, heads ``fh``,
-    lengths ``fn``) came first among banks whose command queue has room; -1 if none."""
-    best, bb = INF, -1
-    for b in range(fn.shape[0]):
-        if fn[b] > 0 and nbq[b] < BQ and fq[b, fh[b]] < best:
-            best, bb = fq[b, fh[b]], b
-    return bb
+def _fifo_first(fk, nbq, BQ):
+    """The bank whose buffered request came first (``fk``: front-end position of the head of each
+    bank's FIFO, INF if empty) among banks whose command queue has room; -1 if none."""
+    best = INF
+    for b in range(fk.shape[0]):
+        best = min(best, fk[b] if nbq[b] < BQ else INF)
+    if best == INF:
+        return -1
+    for b in range(fk.shape[0]):
+        if fk[b] == best:
+            return b
+    return -1
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ):
+def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
     """Front end: requests ``idx[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
     in order while their queue has room, up to a MAC. Returns (p, nrq, nwq, whether one may move to
     its bank's command queue)."""
@@ -345,6 +351,8 @@ def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ
                 break
             j = wqh[b] + wqn[b]
             wqf[b, j - WQ if j >= WQ else j] = p
+            if wqn[b] == 0:
+                wqk[b] = p
             wqn[b] += 1
             nwq += 1
         elif op[i] == OP_READ:
@@ -352,6 +360,8 @@ def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ
                 break
             j = rqh[b] + rqn[b]
             rqf[b, j - RQ if j >= RQ else j] = p
+            if rqn[b] == 0:
+                rqk[b] = p
             rqn[b] += 1
             nrq += 1
         else:
@@ -374,20 +384,20 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     rqf = np.zeros((B, RQ), np.int64)
     wqf = np.zeros((B, WQ), np.int64)
     bq = np.zeros((B, BQ), np.int64)
-    # per bank: read-queue head and length, write-buffer head and length, command-queue length,
-    # queued reads and writes that hit the open row, hits served since the ACT, and a lower bound
-    # of the cycle its next command is ready (INF: empty queue)
-    bs = np.zeros((7, B), np.int64)
-    bs[6] = INF
+    # per bank: read-queue head and length, write-buffer head and length, command-queue length, hits
+    # served since the ACT, a lower bound of the cycle its next command is ready (INF: empty queue),
+    # and the front-end positions at the heads of its read and write FIFOs (INF: empty)
+    bs = np.zeros((9, B), np.int64)
+    bs[6:] = INF
     nhit = np.zeros((B, 2), np.int64)
     due = np.zeros((B + 63) // 64, np.int64)
     _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due)
+           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due, bs[7], bs[8])
 
 
 @njit(cache=True, _nrt=False)
 def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due):
+           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
     """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
@@ -404,7 +414,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
     done = 0
     hits = misses = 0
     last = -1
-    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ)
+    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
     blocked = False
     while True:
         busy = False  # this cycle changed the state: the next one may act too
@@ -461,7 +471,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 t_ref = (kref + 1) * INTERVAL
         picks = BUSES if issued < 0 else BUSES - 1
         nxt = lb
-        q1 = q2 = -1
+        q1 = -1  # the bank that issued first this cycle
         for pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
@@ -475,11 +485,8 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
             _issue_bank(nodes, c, cmd, q, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-            nb[q] = 0
             if q1 < 0:
                 q1 = q
-            else:
-                q2 = q
             issued = col
             if cmd == ACT:
                 r = row[i]
@@ -513,16 +520,14 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                     _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                     open_row[q] = -1
                     nhit[q, 0] = nhit[q, 1] = 0
+            if nbq[q] == 0:  # the bank's next command
+                nb[q] = INF
+            else:
+                e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                nb[q] = min(e0, e_rd, e_wr)
         if issued >= 0:
             last = t
-        if q1 >= 0:  # the banks that issued: their next command; then the next cycle any bank may issue
-            for q in (q1, q2):
-                if q >= 0:
-                    if nbq[q] == 0:
-                        nb[q] = INF
-                    else:
-                        e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
-                        nb[q] = min(e0, e_rd, e_wr)
+        if q1 >= 0:  # the next cycle any bank may issue
             lb = INF
             for b in range(B):
                 lb = min(lb, nb[b])
@@ -536,19 +541,21 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
         if not blocked:
             blocked = True  # until a queue slot frees or a request arrives
             if draining > 0:
-                b = _fifo_first(wqf, wqh, wqn, nbq, BQ)
+                b = _fifo_first(wqk, nbq, BQ)
                 if b >= 0:
                     i = idx[wqf[b, wqh[b]]]
                     wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
                     wqn[b] -= 1
+                    wqk[b] = wqf[b, wqh[b]] if wqn[b] > 0 else INF
                     nwq -= 1
                     draining -= 1
             else:
-                b = _fifo_first(rqf, rqh, rqn, nbq, BQ)
+                b = _fifo_first(rqk, nbq, BQ)
                 if b >= 0:
                     i = idx[rqf[b, rqh[b]]]
                     rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
                     rqn[b] -= 1
+                    rqk[b] = rqf[b, rqh[b]] if rqn[b] > 0 else INF
                     nrq -= 1
             if b >= 0:
                 was_empty = nbq[b] == 0
@@ -569,7 +576,8 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                     nb[b] = min(nb[b], _ready(ready, b, WR if op[i] == OP_WRITE else RD, nodes))
                 lb = min(lb, max(nb[b], t + 1))
         # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
-        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, wqf, wqh, wqn, nbq, nrq, nwq, RQ, WQ, BQ)
+        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
+                                       RQ, WQ, BQ)
         if unblock:
             blocked = False
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
@@ -584,9 +592,9 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
                 busy = True
             elif not blocked:
                 if draining > 0:
-                    busy = _fifo_first(wqf, wqh, wqn, nbq, BQ) >= 0
+                    busy = _fifo_first(wqk, nbq, BQ) >= 0
                 else:
-                    busy = _fifo_first(rqf, rqh, rqn, nbq, BQ) >= 0
+                    busy = _fifo_first(rqk, nbq, BQ) >= 0
                 blocked = not busy
         if busy:
             t += 1
