@@ -2,9 +2,11 @@
 
 One controller (:func:`simulate`) enforces every timing constraint from one table (see
 :mod:`llmsim.memory.timing`); it knows no device numbers. Its helpers: ``_channel`` (one channel's
-cycle loop), ``_pick`` (the FR-FCFS choice), ``_issue`` (record a command and propagate its
-constraints), ``_refresh_idle`` and ``_mac``. All are pure functions of arrays and scalars; the
-plain-Python twin is the same code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them bit for bit).
+state) and ``_serve`` (its cycle loop), ``_pick`` (the FR-FCFS choice), ``_cands`` (a bank's
+candidate commands), ``_issue`` / ``_issue_bank`` (record a command and propagate its constraints),
+``_arrive`` (front end), ``_refresh_idle`` and ``_mac``. All are pure functions of arrays and
+scalars; the plain-Python twin is the same code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them
+bit for bit, and tests/test_dram_pinned.py pins exact results and trace digests).
 
 Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory.md):
   * a front end hands requests over in order while the read queue / write buffer has room;
@@ -18,9 +20,16 @@ Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory
     bank's command queue. A drain batch takes every write buffered when it starts; it starts when
     the buffer reaches the high watermark, or holds more than the low watermark while no command is
     queued, or when the stream has ended and only writes remain;
-  * every constraint is kept as ``ready[channel, bank, cmd]`` (earliest legal cycle), raised by
-    ``_issue`` from the table rows of the command just issued; cycles in which nothing can happen
-    are skipped.
+  * every constraint is kept as ``ready[channel, node, cmd]`` (earliest legal cycle), raised by
+    ``_issue`` from the table rows of the command just issued.
+How it stays fast without changing a command: each bank keeps the number of queued reads and writes
+that hit its open row, so its candidates (ACT or PRE of the head, RD / WR of the first hit) and their
+earliest cycles cost O(1) (``_cands``); each bank keeps a lower bound of its next ready cycle, and the
+channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
+only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
+and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
+is a branch-free minimum; and the loop jumps straight to the next cycle in which anything can happen
+(a command, a refresh step, a request moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
 
