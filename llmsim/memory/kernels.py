@@ -28,7 +28,8 @@ earliest cycles cost O(1) (``_cands``); each bank keeps a lower bound of its nex
 channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
 only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
 and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
-is a branch-free minimum; and the loop jumps straight to the next cycle in which anything can happen
+is a branch-free minimum; a bank command's constraint rows are precomputed per bank as (flat index,
+latency) pairs; and the loop jumps straight to the next cycle in which anything can happen
 (a command, a refresh step, a request moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
@@ -129,25 +130,32 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _issue_bank(nodes, c, cmd, b, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
-    """:func:`_issue` for one bank ``b`` (ACT, PRE, RD, WR, REFB), inlined in the cycle loop."""
-    depth = hist.shape[2]
+def _issue_bank(nodes, c, cmd, b, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace):
+    """:func:`_issue` for one bank ``b``, inlined in the cycle loop: the windowed rows from the history,
+    the others from ``prog[cmd, b]`` (flat ``ready`` index, latency; -1 ends), precomputed."""
     if whist[cmd]:
+        depth = hist.shape[2]
         for lvl in range(4):
             h = nodes[b, lvl]
             for k in range(depth - 1, 0, -1):
                 hist[h, cmd, k] = hist[h, cmd, k - 1]
             hist[h, cmd, 0] = t
-    for k in range(pstart[cmd], pstart[cmd + 1]):
-        lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
-        if lvl == 4:  # other ranks: a bound per issuing rank
-            h = nodes[b, 2]
-            node = nodes[0, 3] + 1 + nodes[b, 4]
-        else:
-            h = node = nodes[b, lvl]
-        v = (hist[h, cmd, w - 1] if w > 1 else t) + lat
-        if ready[node, nxt] < v:
-            ready[node, nxt] = v
+        for k in range(pstart[cmd], pstart[cmd + 1]):
+            w = rows[k, 3]
+            if w > 1:
+                lvl, nxt = rows[k, 0], rows[k, 1]
+                h = nodes[b, 2] if lvl == 4 else nodes[b, lvl]
+                node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else h
+                v = hist[h, cmd, w - 1] + rows[k, 2]
+                if ready[node, nxt] < v:
+                    ready[node, nxt] = v
+    for j in range(prog.shape[2]):
+        ix = prog[cmd, b, j, 0]
+        if ix < 0:
+            break
+        v = t + prog[cmd, b, j, 1]
+        if flat[ix] < v:
+            flat[ix] = v
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
@@ -383,7 +391,7 @@ def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nr
 
 @njit(cache=True)
 def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-             ntrace, out):
+             ntrace, out, prog):
     """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
     misses, next refresh event, last command cycle)."""
     B = st[0]
@@ -400,13 +408,14 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     bs[6:] = INF
     nhit = np.zeros((B, 2), np.int64)
     due = np.zeros((B + 63) // 64, np.int64)
-    _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due, bs[7], bs[8])
+    _serve(c, idx, op, bank, row, p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes, whist, G,
+           params, counts, trace, ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due,
+           bs[7], bs[8])
 
 
 @njit(cache=True, _nrt=False)
-def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-           ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
+def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, whist, G, params,
+           counts, trace, ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
     """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
@@ -493,7 +502,7 @@ def _serve(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, no
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
-            _issue_bank(nodes, c, cmd, q, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            _issue_bank(nodes, c, cmd, q, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace)
             if q1 < 0:
                 q1 = q
             issued = col
@@ -689,10 +698,25 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     counts = np.zeros(N_CMD, dtype=np.int64)
     ntrace = np.zeros(1, dtype=np.int64)
     res = np.zeros((C, 5), dtype=np.int64)
+    # each single-bank command's rows of window 1, per bank: (index into a channel's flat ready, latency)
+    width = 1
+    for cmd in range(N_CMD):
+        width = max(width, pstart[cmd + 1] - pstart[cmd] + 1)
+    prog = np.full((N_CMD, B, width, 2), -1, dtype=np.int64)
+    for cmd in range(N_CMD):
+        for b in range(B):
+            j = 0
+            for k in range(pstart[cmd], pstart[cmd + 1]):
+                if rows[k, 3] == 1:
+                    lvl = rows[k, 0]
+                    node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else nodes[b, lvl]
+                    prog[cmd, b, j, 0] = node * N_CMD + rows[k, 1]
+                    prog[cmd, b, j, 1] = rows[k, 2]
+                    j += 1
     out = np.zeros(5, dtype=np.int64)
     for ch in range(C):
         _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready[ch], hist[ch], open_row[ch], rows, pstart, st,
-                 nodes, whist, G, params, counts, trace, ntrace, out)
+                 nodes, whist, G, params, counts, trace, ntrace, out, prog)
         res[ch] = out
     end = res[:, 0].max()
     if params[P_REFRESH]:
