@@ -1,6 +1,6 @@
 """llmsim's DRAM controller side by side with DRAMsim3 on the same request streams.
 
-Usage: PYTHONPATH=. python benchmarks/dram_vs_dramsim3.py [--src DIR] [--n REQUESTS] [--only hbm2,ddr4]
+Usage: PYTHONPATH=. python benchmarks/dram_vs_dramsim3.py [--src DIR] [--n REQUESTS] [--only hbm2,ddr4] [--repeat K]
 
 DRAMsim3 (github.com/umd-memsys/DRAMsim3) is not part of llmsim: point ``--src`` or the
 ``DRAMSIM3_SRC`` environment variable at a checkout of its source. It is built there with cmake
@@ -15,8 +15,10 @@ llmsim presets cite): sequential read, sequential write, uniform random reads ov
 stride, and sequential addresses read, read, written (2:1). Printed per stream: bandwidth (both at
 llmsim's tCK, so cycles are compared), row-hit rate, cycles, energy per bit (llmsim without its
 I/O term, which DRAMsim3 lacks, and with it), and each tool's CPU and wall seconds for the
-simulation alone (llmsim warm: the second of two runs; DRAMsim3's clock loop, not its config
-parsing). CPU seconds are the speed comparison (wall seconds swing with the machine's load).
+simulation alone (llmsim warm: after one untimed run; DRAMsim3's clock loop, not its config
+parsing), each the least of ``--repeat`` runs (default 1). CPU seconds are the speed comparison (wall
+seconds swing with the machine's load; on a shared machine the least of several runs is the steadier
+figure).
 """
 
 from __future__ import annotations
@@ -83,14 +85,17 @@ def stream(name: str, n: int, spec: DramSpec) -> tuple[np.ndarray, np.ndarray]:
     return idx, write
 
 
-def llmsim_run(spec: DramSpec, idx: np.ndarray, write: np.ndarray) -> tuple[dict, float]:
+def llmsim_run(spec: DramSpec, idx: np.ndarray, write: np.ndarray, repeat: int = 1) -> tuple[dict, float]:
+    """Results of llmsim's run and its (wall, CPU) seconds, each the least of ``repeat`` warm runs."""
     m = DramModel(spec)
     r = m.map_bursts(idx)
     req = Requests(write, r.channel, r.bank_group, r.bank, r.row, r.rank)
     m.run(req)  # warm: Numba cache loaded
-    t, c = time.perf_counter(), time.process_time()
-    st = m.run(req)
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    wall = cpu = float("inf")
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        st = m.run(req)
+        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
     bits = st.bytes * 8
     e = st.energy_j
     return {"cycles": st.cycles, "hit": st.row_hit_rate, "bw": st.bytes / st.seconds,
@@ -98,12 +103,17 @@ def llmsim_run(spec: DramSpec, idx: np.ndarray, write: np.ndarray) -> tuple[dict
             "wall": wall}, cpu
 
 
-def dramsim3_run(drv: Path, ini: Path, spec: DramSpec, idx: np.ndarray, write: np.ndarray) -> tuple[dict, float]:
+def dramsim3_run(drv: Path, ini: Path, spec: DramSpec, idx: np.ndarray, write: np.ndarray,
+                 repeat: int = 1) -> tuple[dict, float]:
+    """DRAMsim3's results and its CPU seconds (wall and CPU seconds each the least of ``repeat`` runs)."""
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "stream.bin"
         np.stack([idx, write], axis=1).astype(np.int64).tofile(f)
-        res = subprocess.run([str(drv), str(ini), str(f)], capture_output=True, text=True, check=True, cwd=tmp)
-    d = json.loads(res.stdout.strip().splitlines()[-1])
+        runs = []
+        for _ in range(repeat):
+            res = subprocess.run([str(drv), str(ini), str(f)], capture_output=True, text=True, check=True, cwd=tmp)
+            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    d = runs[0] | {"wall_s": min(x["wall_s"] for x in runs), "cpu_s": min(x["cpu_s"] for x in runs)}
     n_rw = d["num_read_cmds"] + d["num_write_cmds"]
     nbytes = n_rw * spec.burst_bytes
     return {"cycles": d["cycles"], "hit": (d["num_read_row_hits"] + d["num_write_row_hits"]) / n_rw,
@@ -116,12 +126,16 @@ def main() -> int:
     ap.add_argument("--src", default=os.environ.get("DRAMSIM3_SRC", str(ROOT.parent / "dramsim3-src")))
     ap.add_argument("--n", type=int, default=524_288, help="requests per stream")
     ap.add_argument("--only", default="hbm2,ddr4")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each tool per stream; the least CPU seconds count")
     a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error(f"--repeat must be >= 1, not {a.repeat}")
     src = Path(a.src)
     drv = build(src)
     if drv is None:
         return 0
-    print(f"{a.n} requests per stream; bandwidth at llmsim's tCK; energy pJ/bit (llmsim without I/O | with I/O)")
+    print(f"{a.n} requests per stream; bandwidth at llmsim's tCK; energy pJ/bit (llmsim without I/O | with I/O); "
+          f"seconds: least of {a.repeat} run(s)")
     print(f"{'memory':6} {'stream':12} {'GB/s llm':>9} {'dsim3':>7} {'d%':>6} {'hit llm':>8} {'dsim3':>6} "
           f"{'cycles llm':>11} {'dsim3':>9} {'pJ/b llm':>9} {'+io':>5} {'dsim3':>6} {'cpu llm':>8} {'dsim3':>6} "
           f"{'x':>4} {'wall llm':>8} {'dsim3':>6}")
@@ -130,8 +144,8 @@ def main() -> int:
         spec = DramSpec.model_validate(load_yaml(ROOT / "hw_configs" / "memory" / f"{mem}.yaml", "hw_configs"))
         for name in STREAMS:
             idx, write = stream(name, a.n, spec)
-            ours, w_ours = llmsim_run(spec, idx, write)
-            ref, w_ref = dramsim3_run(drv, src / "configs" / CONFIGS[mem], spec, idx, write)
+            ours, w_ours = llmsim_run(spec, idx, write, a.repeat)
+            ref, w_ref = dramsim3_run(drv, src / "configs" / CONFIGS[mem], spec, idx, write, a.repeat)
             d_bw = 100 * (ours["bw"] / ref["bw"] - 1)
             worst["bw"] = max(worst["bw"], abs(d_bw))
             worst["hit"] = max(worst["hit"], 100 * abs(ours["hit"] - ref["hit"]))

@@ -2,9 +2,11 @@
 
 One controller (:func:`simulate`) enforces every timing constraint from one table (see
 :mod:`llmsim.memory.timing`); it knows no device numbers. Its helpers: ``_channel`` (one channel's
-cycle loop), ``_pick`` (the FR-FCFS choice), ``_issue`` (record a command and propagate its
-constraints), ``_refresh_idle`` and ``_mac``. All are pure functions of arrays and scalars; the
-plain-Python twin is the same code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them bit for bit).
+state) and ``_serve`` (its cycle loop), ``_pick`` (the FR-FCFS choice), ``_cands`` (a bank's
+candidate commands), ``_issue`` / ``_issue_bank`` (record a command and propagate its constraints),
+``_arrive`` (front end), ``_refresh_idle`` and ``_mac``. All are pure functions of arrays and
+scalars; the plain-Python twin is the same code run with ``NUMBA_DISABLE_JIT=1`` (tests compare them
+bit for bit, and tests/test_dram_pinned.py pins exact results and trace digests).
 
 Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory.md):
   * a front end hands requests over in order while the read queue / write buffer has room;
@@ -18,9 +20,17 @@ Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory
     bank's command queue. A drain batch takes every write buffered when it starts; it starts when
     the buffer reaches the high watermark, or holds more than the low watermark while no command is
     queued, or when the stream has ended and only writes remain;
-  * every constraint is kept as ``ready[channel, bank, cmd]`` (earliest legal cycle), raised by
-    ``_issue`` from the table rows of the command just issued; cycles in which nothing can happen
-    are skipped.
+  * every constraint is kept as ``ready[channel, node, cmd]`` (earliest legal cycle), raised by
+    ``_issue`` from the table rows of the command just issued.
+How it stays fast without changing a command: each bank keeps the number of queued reads and writes
+that hit its open row, so its candidates (ACT or PRE of the head, RD / WR of the first hit) and their
+earliest cycles cost O(1) (``_cands``); each bank keeps a lower bound of its next ready cycle, and the
+channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
+only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
+and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
+is a branch-free minimum; a bank command's constraint rows are precomputed per bank as (flat index,
+latency) pairs; and the loop jumps straight to the next cycle in which anything can happen
+(a command, a refresh step, a request moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
 
@@ -36,6 +46,7 @@ N_LEVELS = 5  # bank, bank_group, rank, channel, other ranks of the channel
 OP_READ, OP_WRITE, OP_MAC = 0, 1, 2
 GEN_ARRAYS, GEN_SEQUENTIAL, GEN_RANDOM = 0, 1, 2
 NEVER = -(10**12)
+INF = 1 << 62
 # address fields of a mapping (llmsim.memory.dram.MAPPING_FIELDS)
 F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
 # params indices
@@ -59,25 +70,25 @@ def hash31(i: int, seed: int, salt: int) -> int:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _ready(ready, c, b, cmd, nodes):
+def _ready(ready, b, cmd, nodes):
     """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
     rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
-    v = max(ready[c, nodes[b, 0], cmd], ready[c, nodes[b, 1], cmd], ready[c, nodes[b, 2], cmd],
-            ready[c, nodes[b, 3], cmd])
+    v = max(ready[nodes[b, 0], cmd], ready[nodes[b, 1], cmd], ready[nodes[b, 2], cmd],
+            ready[nodes[b, 3], cmd])
     o = nodes[b, 3] + 1
     r = nodes[b, 4]
     for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
-        if rr != r and ready[c, o + rr, cmd] > v:
-            v = ready[c, o + rr, cmd]
+        if rr != r and ready[o + rr, cmd] > v:
+            v = ready[o + rr, cmd]
     return v
 
 
 @njit(cache=True, _nrt=False)
-def _ready_all(ready, c, lo, hi, cmd, nodes):
+def _ready_all(ready, lo, hi, cmd, nodes):
     """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
     v = 0
     for b in range(lo, hi):
-        v = max(v, _ready(ready, c, b, cmd, nodes))
+        v = max(v, _ready(ready, b, cmd, nodes))
     return v
 
 
@@ -86,7 +97,7 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
     """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
     nodes it touches by every table row it precedes (``whist[cmd]``: keep its history for windowed
     rows such as tFAW)."""
-    depth = hist.shape[3]
+    depth = hist.shape[2]
     if whist[cmd]:
         for lvl in range(4):
             for b in range(lo, hi):
@@ -94,8 +105,8 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
                 if b > lo and h == nodes[b - 1, lvl]:
                     continue
                 for k in range(depth - 1, 0, -1):
-                    hist[c, h, cmd, k] = hist[c, h, cmd, k - 1]
-                hist[c, h, cmd, 0] = t
+                    hist[h, cmd, k] = hist[h, cmd, k - 1]
+                hist[h, cmd, 0] = t
     o_other = nodes[0, 3] + 1
     for k in range(pstart[cmd], pstart[cmd + 1]):
         lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
@@ -104,10 +115,10 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
             h = nodes[b, col]
             if b > lo and h == nodes[b - 1, col]:
                 continue
-            v = (hist[c, h, cmd, w - 1] if w > 1 else t) + lat
+            v = (hist[h, cmd, w - 1] if w > 1 else t) + lat
             node = o_other + nodes[b, 4] if lvl == 4 else h  # other ranks: a bound per issuing rank
-            if ready[c, node, nxt] < v:
-                ready[c, node, nxt] = v
+            if ready[node, nxt] < v:
+                ready[node, nxt] = v
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
@@ -115,6 +126,43 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
         trace[n, 1] = cmd
         trace[n, 2] = c
         trace[n, 3] = -1 if hi - lo == nodes.shape[0] and cmd != REF else lo
+        ntrace[0] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _issue_bank(nodes, c, cmd, b, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace):
+    """:func:`_issue` for one bank ``b``, inlined in the cycle loop: the windowed rows from the history,
+    the others from ``prog[cmd, b]`` (flat ``ready`` index, latency; -1 ends), precomputed."""
+    if whist[cmd]:
+        depth = hist.shape[2]
+        for lvl in range(4):
+            h = nodes[b, lvl]
+            for k in range(depth - 1, 0, -1):
+                hist[h, cmd, k] = hist[h, cmd, k - 1]
+            hist[h, cmd, 0] = t
+        for k in range(pstart[cmd], pstart[cmd + 1]):
+            w = rows[k, 3]
+            if w > 1:
+                lvl, nxt = rows[k, 0], rows[k, 1]
+                h = nodes[b, 2] if lvl == 4 else nodes[b, lvl]
+                node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else h
+                v = hist[h, cmd, w - 1] + rows[k, 2]
+                if ready[node, nxt] < v:
+                    ready[node, nxt] = v
+    for j in range(prog.shape[2]):
+        ix = prog[cmd, b, j, 0]
+        if ix < 0:
+            break
+        v = t + prog[cmd, b, j, 1]
+        if flat[ix] < v:
+            flat[ix] = v
+    counts[cmd] += 1
+    n = ntrace[0]
+    if n < trace.shape[0]:
+        trace[n, 0] = t
+        trace[n, 1] = cmd
+        trace[n, 2] = c
+        trace[n, 3] = -1 if nodes.shape[0] == 1 and cmd != REF else b
         ntrace[0] = n + 1
 
 
@@ -135,68 +183,104 @@ def _ref_scope(k, per_bank, st, G):
     return r * BPR, r * BPR + BPR
 
 
-@njit(cache=True, _nrt=False)
-def _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes):
-    """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
-    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. Banks
-    ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
-    cycle) is tightened for banks that have nothing ready."""
-    B = nodes.shape[0]
-    q = rr
-    nxt = 1 << 62
-    for _ in range(B):
-        q = q + 1 if q + 1 < B else 0
-        n = nbq[q]
-        if n == 0 or (frz_lo <= q < frz_hi):
-            continue
-        if nb[q] > t:
-            nxt = min(nxt, nb[q])
-            continue
-        best = 1 << 62
-        r_open = open_row[c, q]
-        if r_open < 0:
-            e = _ready(ready, c, q, ACT, nodes)
-            if e <= t:
-                return q, ACT, 0, q, 0
-            best = e
+@njit(cache=True, _nrt=False, inline="always")
+def _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
+    """Earliest cycles of bank ``q``'s candidate commands (its queue non-empty): (e0, e_rd, e_wr), INF
+    where a command is no candidate. e0 is the ACT of the head's row when the bank is closed, else the
+    PRE of a head that misses the open row and may precharge (FR-FCFS: not while the row has queued
+    hits, ``nhit``, unless it has served ``hitcap``); e_rd / e_wr the RD / WR of the queued hits
+    (``fcfs``: of the head only)."""
+    r_open = open_row[q]
+    if r_open < 0:
+        return _ready(ready, q, ACT, nodes), INF, INF
+    e0 = e_rd = e_wr = INF
+    if fr_fcfs:
+        if row[bq[q, 0]] != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
+            e0 = _ready(ready, q, PRE, nodes)
+        if nhit[q, 0] > 0:
+            e_rd = _ready(ready, q, RD, nodes)
+        if nhit[q, 1] > 0:
+            e_wr = _ready(ready, q, WR, nodes)
+    else:
+        i = bq[q, 0]
+        if row[i] != r_open:
+            e0 = _ready(ready, q, PRE, nodes)
+        elif op[i] == OP_WRITE:
+            e_wr = _ready(ready, q, WR, nodes)
         else:
-            e_rd = e_wr = e_pre = -1
-            lim = n if fr_fcfs else 1
-            for k in range(lim):
-                i = bq[q, k]
-                if row[i] == r_open:
-                    cmd = WR if op[i] == OP_WRITE else RD
-                elif k == 0:
-                    cmd = PRE
-                    if fr_fcfs and hitc[q] < hitcap:  # a miss may not precharge while the row has queued hits
-                        for kk in range(1, n):
-                            if row[bq[q, kk]] == r_open:
-                                cmd = -1
-                                break
-                    if cmd < 0:
-                        continue
-                else:
-                    continue
-                if cmd == RD:
-                    if e_rd < 0:
-                        e_rd = _ready(ready, c, q, RD, nodes)
-                    e = e_rd
-                elif cmd == WR:
-                    if e_wr < 0:
-                        e_wr = _ready(ready, c, q, WR, nodes)
-                    e = e_wr
-                else:
-                    if e_pre < 0:
-                        e_pre = _ready(ready, c, q, PRE, nodes)
-                    e = e_pre
-                if e <= t:
-                    return q, cmd, k, q, 0
-                best = min(best, e)
-                if e_rd >= 0 and e_wr >= 0:
-                    break  # every later entry is a RD or WR known not ready, or a miss that may not precharge
-        nb[q] = best
-        nxt = min(nxt, best)
-    return -1, -1, -1, q, nxt
+            e_rd = _ready(ready, q, RD, nodes)
+    return e0, e_rd, e_wr
+
+
+_DEBRUIJN = 0x022FDD63CC95386D
+_DEBRUIJN_BIT = np.array([0, 1, 2, 53, 3, 7, 54, 27, 4, 38, 41, 8, 34, 55, 48, 28, 62, 5, 39, 46, 44, 42, 22, 9, 24, 35,
+                          59, 56, 49, 18, 29, 11, 63, 52, 6, 26, 37, 40, 33, 47, 61, 45, 43, 21, 23, 58, 17, 10, 51, 25,
+                          36, 32, 60, 20, 57, 16, 50, 31, 19, 15, 30, 14, 13, 12], dtype=np.int64)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _lowest_bit(m):
+    """Index of the lowest set bit of a non-zero 64-bit mask (de Bruijn; the same in Python ints)."""
+    return _DEBRUIJN_BIT[(((m & -m) * _DEBRUIJN) >> 58) & 63]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
+          again):
+    """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
+    bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
+    bank: its first queued entry with a ready command (the head's ACT or PRE, or a row hit's RD/WR).
+    Banks ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
+    cycle, INF for an empty queue) is tightened for banks that have nothing ready. The banks that
+    may be ready (``nb`` <= t) are first marked in ``due``, 64 banks a word, by loops without
+    branches; then visited in round-robin order, each unmarked when visited. ``again``: a second pick
+    in the same cycle after bank ``rr`` issued, which continues the first one's visit (the banks it
+    found not ready stay so) with bank ``rr`` marked again if its new bound allows; its ``next`` is not
+    a bound then."""
+    B = nodes.shape[0]
+    nxt = INF
+    if again:
+        if nb[rr] <= t:
+            due[rr >> 6] |= 1 << (rr & 63)
+    else:
+        for w in range(due.shape[0]):
+            m = 0
+            for b in range(w * 64, min(B, w * 64 + 64)):
+                v = nb[b]
+                m |= int(v <= t) << (b - w * 64)
+                nxt = min(nxt, v if v > t else INF)
+            due[w] = m
+        for b in range(frz_lo, frz_hi):
+            due[b >> 6] &= ~(1 << (b & 63))
+    s = rr + 1 if rr + 1 < B else 0
+    ws = s >> 6
+    for j in range(due.shape[0] + 1):  # words from the one holding s, wrapping; that word twice
+        w = ws + j
+        if w >= due.shape[0]:
+            w -= due.shape[0]
+        m = due[w]
+        if j == 0:
+            m &= -1 << (s & 63)  # banks s.. of the first word
+        elif j == due.shape[0]:
+            m &= ~(-1 << (s & 63))  # then the banks before s
+        while m != 0:
+            k = _lowest_bit(m)
+            m &= m - 1
+            due[w] &= ~(1 << k)
+            q = w * 64 + k
+            e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
+            if e0 <= t:
+                return q, (ACT if open_row[q] < 0 else PRE), 0, q, 0
+            if e_rd <= t or e_wr <= t:
+                r_open = open_row[q]
+                for kk in range(nbq[q]):
+                    i = bq[q, kk]
+                    if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
+                        return q, (WR if op[i] == OP_WRITE else RD), kk, q, 0
+            best = min(e0, e_rd, e_wr)
+            nb[q] = best
+            nxt = min(nxt, best)
+    return -1, -1, -1, rr, nxt
 
 
 @njit(cache=True, _nrt=False)
@@ -208,13 +292,13 @@ def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_r
         lo, hi = _ref_scope(kref, per_bank, st, G)
         t = max(t, (kref + 1) * interval)
         for b in range(lo, hi):
-            if open_row[c, b] >= 0:
-                t = max(t, _ready(ready, c, b, PRE, nodes))
+            if open_row[b] >= 0:
+                t = max(t, _ready(ready, b, PRE, nodes))
                 _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                open_row[c, b] = -1
+                open_row[b] = -1
                 t += 1
         cmd = REFB if per_bank else REF
-        t = max(t, _ready_all(ready, c, lo, hi, cmd, nodes))
+        t = max(t, _ready_all(ready, lo, hi, cmd, nodes))
         _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         t += 1
         kref += 1
@@ -230,36 +314,109 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
     allhit = True
     anyopen = False
     for b in range(B):
-        if open_row[c, b] != r:
+        if open_row[b] != r:
             allhit = False
-        if open_row[c, b] >= 0:
+        if open_row[b] >= 0:
             anyopen = True
     if not allhit:
         for cmd in (PRE_AB, ACT_AB):
             if cmd == PRE_AB and not anyopen:
                 continue
-            t = max(t, _ready_all(ready, c, 0, B, cmd, nodes))
+            t = max(t, _ready_all(ready, 0, B, cmd, nodes))
             _issue(nodes, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             t += 1
         for b in range(B):
-            open_row[c, b] = r
-    t = max(t, _ready_all(ready, c, 0, B, MAC_AB, nodes))
+            open_row[b] = r
+    t = max(t, _ready_all(ready, 0, B, MAC_AB, nodes))
     _issue(nodes, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
     tm = t
     t += 1
     if closed:
-        t2 = max(tm, _ready_all(ready, c, 0, B, PRE_AB, nodes))
+        t2 = max(tm, _ready_all(ready, 0, B, PRE_AB, nodes))
         _issue(nodes, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         for b in range(B):
-            open_row[c, b] = -1
+            open_row[b] = -1
     return t, tm, allhit
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _fifo_first(fk, nbq, BQ):
+    """The bank whose buffered request came first (``fk``: front-end position of the head of each
+    bank's FIFO, INF if empty) among banks whose command queue has room; -1 if none."""
+    best = INF
+    for b in range(fk.shape[0]):
+        best = min(best, fk[b] if nbq[b] < BQ else INF)
+    if best == INF:
+        return -1
+    for b in range(fk.shape[0]):
+        if fk[b] == best:
+            return b
+    return -1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
+    """Front end: requests ``idx[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
+    in order while their queue has room, up to a MAC. Returns (p, nrq, nwq, whether one may move to
+    its bank's command queue)."""
+    unblock = False
+    while p < n:
+        i = idx[p]
+        b = bank[i]
+        if op[i] == OP_WRITE:
+            if nwq == WQ:
+                break
+            j = wqh[b] + wqn[b]
+            wqf[b, j - WQ if j >= WQ else j] = p
+            if wqn[b] == 0:
+                wqk[b] = p
+            wqn[b] += 1
+            nwq += 1
+        elif op[i] == OP_READ:
+            if nrq == RQ:
+                break
+            j = rqh[b] + rqn[b]
+            rqf[b, j - RQ if j >= RQ else j] = p
+            if rqn[b] == 0:
+                rqk[b] = p
+            rqn[b] += 1
+            nrq += 1
+        else:
+            break
+        p += 1
+        if nbq[b] < BQ:
+            unblock = True
+    return p, nrq, nwq, unblock
 
 
 @njit(cache=True)
 def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-             ntrace, out):
+             ntrace, out, prog):
     """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
     misses, next refresh event, last command cycle)."""
+    B = st[0]
+    RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
+    # read queue and write buffer, kept as one FIFO per bank of front-end positions (their order is
+    # the arrival order, so the oldest request whose bank has room is the least head of such banks)
+    rqf = np.zeros((B, RQ), np.int64)
+    wqf = np.zeros((B, WQ), np.int64)
+    bq = np.zeros((B, BQ), np.int64)
+    # per bank: read-queue head and length, write-buffer head and length, command-queue length, hits
+    # served since the ACT, a lower bound of the cycle its next command is ready (INF: empty queue),
+    # and the front-end positions at the heads of its read and write FIFOs (INF: empty)
+    bs = np.zeros((9, B), np.int64)
+    bs[6:] = INF
+    nhit = np.zeros((B, 2), np.int64)
+    due = np.zeros((B + 63) // 64, np.int64)
+    _serve(c, idx, op, bank, row, p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes, whist, G,
+           params, counts, trace, ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due,
+           bs[7], bs[8])
+
+
+@njit(cache=True, _nrt=False)
+def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, whist, G, params,
+           counts, trace, ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
+    """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
     REFRESH, PAGE, FR = params[P_REFRESH], params[P_PAGE], params[P_SCHED]
@@ -267,76 +424,57 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
     INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
     n = len(idx)
-    rq = np.zeros(RQ, np.int64)
-    wq = np.zeros(WQ, np.int64)
-    bq = np.zeros((B, BQ), np.int64)
-    nbq = np.zeros(B, np.int64)
-    nb = np.zeros(B, np.int64)
-    hitc = np.zeros(B, np.int64)
     nrq = nwq = inflight = draining = 0
-    blocked = False
     rr = B - 1
     kref = 0
     t = 0
+    lb = INF  # lower bound of the next cycle any bank has a ready command
     done = 0
     hits = misses = 0
     last = -1
+    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
+    blocked = False
     while True:
-        busy = False
-        # front end: requests in order while their queue has room; a MAC waits for empty queues
-        while p < n:
+        busy = False  # this cycle changed the state: the next one may act too
+        # front end: a MAC waits for empty queues (other requests arrive at the end of the cycle before)
+        if p < n and op[idx[p]] == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
             i = idx[p]
-            if op[i] == OP_MAC:
-                if nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t):
-                    break
-                tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
-                                   rows, pstart, counts, trace, ntrace, st, nodes, whist)
-                last = tn - 1
-                t = last
-                done = max(done, tm + CL + NBL)
-                hits += hit
-                misses += 1 - hit
-                p += 1
-                busy = True
-                break
-            if op[i] == OP_WRITE:
-                if nwq == WQ:
-                    break
-                wq[nwq] = i
-                nwq += 1
-            else:
-                if nrq == RQ:
-                    break
-                rq[nrq] = i
-                nrq += 1
+            tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
+                               rows, pstart, counts, trace, ntrace, st, nodes, whist)
+            last = tn - 1
+            t = last
+            done = max(done, tm + CL + NBL)
+            hits += hit
+            misses += 1 - hit
             p += 1
             busy = True
-            if nbq[bank[i]] < BQ:  # the only request that can unblock a blocked queue
-                blocked = False
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
             break
         # a due refresh goes first; its banks' queues wait
         frz_lo, frz_hi = 0, 0
         issued = -1
-        t_ref = 1 << 62
+        t_ref = INF
         if REFRESH:
             if (kref + 1) * INTERVAL <= t:
                 frz_lo, frz_hi = _ref_scope(kref, PER_BANK, st, G)
                 cmd = REFB if PER_BANK else REF
                 e_ref = 0
                 for b in range(frz_lo, frz_hi):
-                    if open_row[c, b] >= 0:
-                        e = _ready(ready, c, b, PRE, nodes)
+                    if open_row[b] >= 0:
+                        e = _ready(ready, b, PRE, nodes)
                         if e <= t:
                             _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                            open_row[c, b] = -1
-                            nb[b] = 0
+                            open_row[b] = -1
+                            nhit[b, 0] = nhit[b, 1] = 0
+                            if nbq[b] > 0:
+                                nb[b] = 0
+                            lb = min(lb, t + 1)
                             issued = 0
                             break
                         t_ref = min(t_ref, e)
-                        e_ref = 1 << 62
+                        e_ref = INF
                     else:
-                        e_ref = max(e_ref, _ready(ready, c, b, cmd, nodes))
+                        e_ref = max(e_ref, _ready(ready, b, cmd, nodes))
                 if issued < 0:
                     if e_ref <= t:
                         _issue(nodes, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
@@ -345,27 +483,40 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                         issued = 0
                     else:
                         t_ref = min(t_ref, e_ref)
+                if issued >= 0:
+                    busy = True  # the refresh may go on next cycle
             else:
                 t_ref = (kref + 1) * INTERVAL
         picks = BUSES if issued < 0 else BUSES - 1
-        nxt = 1 << 62
-        for _ in range(picks):
-            q, cmd, k, rr, nxt = _pick(c, t, bq, nbq, nb, open_row, hitc, row, op, ready, rr, frz_lo, frz_hi, FR,
-                                  HITCAP, nodes)
+        nxt = lb
+        q1 = -1  # the bank that issued first this cycle
+        for pk in range(picks):
+            if t < lb:
+                break  # no bank can have a ready command yet
+            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
+                                       FR, HITCAP, nodes, due, q1 >= 0)
             if q < 0:
+                lb = nxt
                 break
             col = 1 if cmd == RD or cmd == WR else 0
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
-            _issue(nodes, c, cmd, q, q + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-            nb[q] = 0
+            _issue_bank(nodes, c, cmd, q, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace)
+            if q1 < 0:
+                q1 = q
             issued = col
             if cmd == ACT:
-                open_row[c, q] = row[i]
+                r = row[i]
+                open_row[q] = r
                 hitc[q] = 0
+                nhit[q, 0] = nhit[q, 1] = 0
+                for kk in range(nbq[q]):
+                    if row[bq[q, kk]] == r:
+                        nhit[q, op[bq[q, kk]]] += 1
             elif cmd == PRE:
-                open_row[c, q] = -1
+                open_row[q] = -1
+                nhit[q, 0] = nhit[q, 1] = 0
             else:
                 if hitc[q] > 0:
                     hits += 1
@@ -376,21 +527,30 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
                 for kk in range(k, nbq[q] - 1):
                     bq[q, kk] = bq[q, kk + 1]
                 nbq[q] -= 1
+                nhit[q, op[i]] -= 1
                 inflight -= 1
                 blocked = False
                 close = PAGE == PAGE_CLOSED
                 if PAGE == PAGE_ADAPTIVE:
-                    close = True
-                    for kk in range(nbq[q]):
-                        if row[bq[q, kk]] == row[i]:
-                            close = False
+                    close = nhit[q, 0] + nhit[q, 1] == 0
                 if close:  # auto-precharge: no command slot
-                    tp = _ready(ready, c, q, PRE, nodes)
+                    tp = _ready(ready, q, PRE, nodes)
                     _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
-                    open_row[c, q] = -1
+                    open_row[q] = -1
+                    nhit[q, 0] = nhit[q, 1] = 0
+            if nbq[q] == 0:  # the bank's next command
+                nb[q] = INF
+            else:
+                e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                nb[q] = min(e0, e_rd, e_wr)
         if issued >= 0:
             last = t
-            busy = True
+        if q1 >= 0:  # the next cycle any bank may issue
+            lb = INF
+            for b in range(B):
+                lb = min(lb, nb[b])
+        elif frz_hi > frz_lo:
+            lb = min(lb, t + 1)  # the scan left the refreshing banks out
         # then one request into its bank's command queue (it may issue from the next cycle on)
         fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
         if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
@@ -399,39 +559,66 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
         if not blocked:
             blocked = True  # until a queue slot frees or a request arrives
             if draining > 0:
-                for j in range(nwq):
-                    b = bank[wq[j]]
-                    if nbq[b] < BQ:
-                        bq[b, nbq[b]] = wq[j]
-                        nbq[b] += 1
-                        nb[b] = 0
-                        inflight += 1
-                        for k in range(j, nwq - 1):
-                            wq[k] = wq[k + 1]
-                        nwq -= 1
-                        draining -= 1
-                        busy = True
-                        blocked = False
-                        break
+                b = _fifo_first(wqk, nbq, BQ)
+                if b >= 0:
+                    i = idx[wqf[b, wqh[b]]]
+                    wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
+                    wqn[b] -= 1
+                    wqk[b] = wqf[b, wqh[b]] if wqn[b] > 0 else INF
+                    nwq -= 1
+                    draining -= 1
             else:
-                for j in range(nrq):
-                    b = bank[rq[j]]
-                    if nbq[b] < BQ:
-                        bq[b, nbq[b]] = rq[j]
-                        nbq[b] += 1
-                        nb[b] = 0
-                        inflight += 1
-                        for k in range(j, nrq - 1):
-                            rq[k] = rq[k + 1]
-                        nrq -= 1
-                        busy = True
-                        blocked = False
-                        break
+                b = _fifo_first(rqk, nbq, BQ)
+                if b >= 0:
+                    i = idx[rqf[b, rqh[b]]]
+                    rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
+                    rqn[b] -= 1
+                    rqk[b] = rqf[b, rqh[b]] if rqn[b] > 0 else INF
+                    nrq -= 1
+            if b >= 0:
+                was_empty = nbq[b] == 0
+                bq[b, nbq[b]] = i
+                nbq[b] += 1
+                inflight += 1
+                blocked = False
+                r_open = open_row[b]
+                if r_open >= 0 and row[i] == r_open:
+                    nhit[b, op[i]] += 1
+                    new_kind = nhit[b, op[i]] == 1
+                else:
+                    new_kind = False
+                if was_empty:
+                    e0, e_rd, e_wr = _cands(b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                    nb[b] = min(e0, e_rd, e_wr)
+                elif new_kind and FR:  # a first hit of its kind: RD / WR becomes a candidate
+                    nb[b] = min(nb[b], _ready(ready, b, WR if op[i] == OP_WRITE else RD, nodes))
+                lb = min(lb, max(nb[b], t + 1))
+        # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
+        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
+                                       RQ, WQ, BQ)
+        if unblock:
+            blocked = False
+        if p == n and nrq == 0 and nwq == 0 and inflight == 0:
+            break
+        # the next cycle in which anything can happen: the next one after a refresh command, a MAC or a
+        # drain that starts, or while the mover has a request to move; else the next ready command or refresh
+        if not busy:
+            fe_idle = p == n or op[idx[p]] == OP_MAC
+            if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
+                busy = True
+            elif p < n and op[idx[p]] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
+                busy = True
+            elif not blocked:
+                if draining > 0:
+                    busy = _fifo_first(wqk, nbq, BQ) >= 0
+                else:
+                    busy = _fifo_first(rqk, nbq, BQ) >= 0
+                blocked = not busy
         if busy:
             t += 1
-        else:  # nothing can happen before the next ready command, refresh or queue change
-            nxt = min(nxt, t_ref)
-            if nxt >= 1 << 62:
+        else:
+            nxt = min(lb, t_ref)
+            if nxt >= INF:
                 raise RuntimeError("DRAM controller: no request can make progress")
             t = max(t + 1, nxt)
     out[0] = done
@@ -511,15 +698,29 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     counts = np.zeros(N_CMD, dtype=np.int64)
     ntrace = np.zeros(1, dtype=np.int64)
     res = np.zeros((C, 5), dtype=np.int64)
+    # each single-bank command's rows of window 1, per bank: (index into a channel's flat ready, latency)
+    width = 1
+    for cmd in range(N_CMD):
+        width = max(width, pstart[cmd + 1] - pstart[cmd] + 1)
+    prog = np.full((N_CMD, B, width, 2), -1, dtype=np.int64)
+    for cmd in range(N_CMD):
+        for b in range(B):
+            j = 0
+            for k in range(pstart[cmd], pstart[cmd + 1]):
+                if rows[k, 3] == 1:
+                    lvl = rows[k, 0]
+                    node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else nodes[b, lvl]
+                    prog[cmd, b, j, 0] = node * N_CMD + rows[k, 1]
+                    prog[cmd, b, j, 1] = rows[k, 2]
+                    j += 1
     out = np.zeros(5, dtype=np.int64)
     for ch in range(C):
-        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready, hist, open_row, rows, pstart, st, nodes,
-                 whist, G,
-                 params, counts, trace, ntrace, out)
+        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready[ch], hist[ch], open_row[ch], rows, pstart, st,
+                 nodes, whist, G, params, counts, trace, ntrace, out, prog)
         res[ch] = out
     end = res[:, 0].max()
     if params[P_REFRESH]:
         for ch in range(C):
             _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G,
-                          st, nodes, whist, open_row, ready, hist, rows, pstart, counts, trace, ntrace)
+                          st, nodes, whist, open_row[ch], ready[ch], hist[ch], rows, pstart, counts, trace, ntrace)
     return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]
