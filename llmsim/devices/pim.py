@@ -18,6 +18,7 @@ holds one input vector (2 KB = 1,024 BF16), so the banks cannot batch tokens.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import replace
 
 from llmsim.config.base import DType
@@ -43,6 +44,10 @@ def _flow(bank: list[float], asic: list[float]) -> float:
     return max(tb, ta)
 
 
+# lowered step graph -> {(global buffer bytes, kept ops): its FFN-pipelined rewrite}; see PimDevice.step_graph
+_REWRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class Pim(Device):
     kind = "pim"
     cycle_level = True
@@ -59,10 +64,16 @@ class Pim(Device):
             raise ConfigError(f"{spec.name}: PIM needs an onchip level named 'asic_sram' (the ASIC buffer)")
 
     def step_graph(self, graph, keep=frozenset()):
-        """FFNs as pipelines of global-buffer tiles (docs/pim.md, "Overlap")."""
+        """FFNs as pipelines of global-buffer tiles (docs/pim.md, "Overlap"). The rewrite depends on the
+        graph and the buffer size only, and nothing downstream mutates a step graph: it is kept per graph
+        (weakly), so a sweep's points and a run's steps that share a lowered graph rewrite it once."""
         from llmsim.devices.pim_flow import pipeline_ffn
 
-        return pipeline_ffn(graph, self.spec.global_buffer_bytes, keep)
+        per_graph = _REWRITTEN.setdefault(graph, {})
+        key = (self.spec.global_buffer_bytes, frozenset(keep))
+        if key not in per_graph:
+            per_graph[key] = pipeline_ffn(graph, self.spec.global_buffer_bytes, keep)
+        return per_graph[key]
 
     # ---- where an op runs ----------------------------------------------------------------
     def unit_for(self, op: Op) -> str:
