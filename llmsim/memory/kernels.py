@@ -28,9 +28,11 @@ earliest cycles cost O(1) (``_cands``); each bank keeps a lower bound of its nex
 channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
 only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
 and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
-is a branch-free minimum; a bank command's constraint rows are precomputed per bank as (flat index,
-latency) pairs; and the loop jumps straight to the next cycle in which anything can happen
-(a command, a refresh step, a request moving or arriving) instead of stepping cycle by cycle.
+is a branch-free minimum, found once a cycle (the bank found when deciding whether the next cycle is
+busy is the one the mover takes then, unless a full command queue gained room or a drain started);
+a bank command's constraint rows are precomputed per bank as (flat index, latency) pairs; and the loop
+jumps straight to the next cycle in which anything can happen (a command, a refresh step, a request
+moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
 
@@ -434,6 +436,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
     last = -1
     p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
     blocked = False
+    moved = -2  # the mover's next bank as the last cycle's end found it (-2: not known)
     while True:
         busy = False  # this cycle changed the state: the next one may act too
         # front end: a MAC waits for empty queues (other requests arrive at the end of the cycle before)
@@ -526,6 +529,8 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                 done = max(done, t + (CWL if cmd == WR else CL) + NBL)
                 for kk in range(k, nbq[q] - 1):
                     bq[q, kk] = bq[q, kk + 1]
+                if nbq[q] == BQ:
+                    moved = -2  # a full queue has room again: the mover's choice may change
                 nbq[q] -= 1
                 nhit[q, op[i]] -= 1
                 inflight -= 1
@@ -556,10 +561,11 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
         if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
             draining = nwq
             blocked = False
+            moved = -2
         if not blocked:
             blocked = True  # until a queue slot frees or a request arrives
             if draining > 0:
-                b = _fifo_first(wqk, nbq, BQ)
+                b = moved if moved >= 0 else _fifo_first(wqk, nbq, BQ)
                 if b >= 0:
                     i = idx[wqf[b, wqh[b]]]
                     wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
@@ -568,13 +574,14 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                     nwq -= 1
                     draining -= 1
             else:
-                b = _fifo_first(rqk, nbq, BQ)
+                b = moved if moved >= 0 else _fifo_first(rqk, nbq, BQ)
                 if b >= 0:
                     i = idx[rqf[b, rqh[b]]]
                     rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
                     rqn[b] -= 1
                     rqk[b] = rqf[b, rqh[b]] if rqn[b] > 0 else INF
                     nrq -= 1
+            moved = -2
             if b >= 0:
                 was_empty = nbq[b] == 0
                 bq[b, nbq[b]] = i
@@ -609,10 +616,8 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
             elif p < n and op[idx[p]] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
                 busy = True
             elif not blocked:
-                if draining > 0:
-                    busy = _fifo_first(wqk, nbq, BQ) >= 0
-                else:
-                    busy = _fifo_first(rqk, nbq, BQ) >= 0
+                moved = _fifo_first(wqk, nbq, BQ) if draining > 0 else _fifo_first(rqk, nbq, BQ)
+                busy = moved >= 0
                 blocked = not busy
         if busy:
             t += 1
