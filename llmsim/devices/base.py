@@ -251,7 +251,9 @@ class Device:
     def step_graph(self, graph: Any, keep: frozenset[str] = frozenset()) -> Any:
         """The step graph as this device runs it: a device whose data flow allows finer-grained
         dependencies than one op per product (PIM: :mod:`llmsim.devices.pim_flow`) rewrites it,
-        leaving the ops in ``keep`` (context-dependent template ops) as they are. Default: unchanged."""
+        leaving the ops in ``keep`` (context-dependent template ops) as they are, and returns the same
+        object for the same (graph, keep) so that the engine reuses what it built on it (PIM keeps its
+        rewrites per graph). Default: unchanged."""
         return graph
 
     def cost(self, op: Op) -> Cost:

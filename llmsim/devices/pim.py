@@ -24,7 +24,7 @@ from dataclasses import replace
 from llmsim.config.base import DType
 from llmsim.devices.base import Cost, Device, Phase, is_matrix
 from llmsim.devices.pim_batch import attention_cost
-from llmsim.devices.pim_dram import _attention_banks, _kv_write_stats, _program_stats, _run_programs  # noqa: F401
+from llmsim.devices.pim_dram import _kv_write_stats, _program_stats, _run_programs  # noqa: F401
 from llmsim.devices.pim_map import Geometry, Program, vmm_programs
 from llmsim.errors import ConfigError, UnsupportedOpError
 from llmsim.graph.ops import Op, OpKind

@@ -205,10 +205,7 @@ class BatchAttention:
             dev, op, H, D = self.dev, self.op, self.H, self.D
             g = self.g if channels == self.g.channels else replace(self.g, channels=channels)
             passes = self.head_passes(vec)
-            if vec == 1:
-                (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, H, skv, D, op.dtype)
-            else:
-                (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, passes, skv, D, op.dtype, vec)
+            (ts, ss, bs), (tc, sc, bc), adds = _attention_banks(dev.mem, g, passes, skv, D, op.dtype, vec)
             sm = dev._asic_cost("softmax", H, skv, op.dtype, 2.0 * H * skv * op.dtype.bytes, units=units)
             tr, red = dev._reduce(adds, op.dtype)
             flops = 4.0 * H * skv * D

@@ -64,10 +64,7 @@ class Program:
         ``units_per_row`` to a row."""
         if units <= 0:
             return
-        full, rest = divmod(units, units_per_row)
-        self.rows.extend([units_per_row * unit_bursts] * full)
-        if rest:
-            self.rows.append(rest * unit_bursts)
+        self.rows.extend(_pass_rows(units, unit_bursts, units_per_row))
         self.gb_elems += gb_elems
         self.out_elems += out_elems
         self.passes += 1
@@ -171,10 +168,7 @@ class ProgramClass:
 
 def program_classes(progs: list[Program]) -> list[ProgramClass]:
     """Per-channel programs grouped into classes of equal programs (first-occurrence order)."""
-    groups: dict[tuple, list] = {}
-    for p in progs:
-        groups.setdefault(p.key(), [0])[0] += 1
-    return [ProgramClass(*k, count=n) for k, (n,) in groups.items()]
+    return _merge([ProgramClass(*p.key(), count=1) for p in progs])
 
 
 def _merge(classes: list[ProgramClass]) -> list[ProgramClass]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -131,15 +130,10 @@ def _for_device(tpl, dev: Device):
         return tpl
     from llmsim.engine.template import StepTemplate
 
-    by_graph = tpl.__dict__.setdefault("_for_device_by_graph", weakref.WeakKeyDictionary())
-    if g in by_graph:  # the same rewritten graph (PIM keeps its rewrites): no signature walk
-        return by_graph[g]
     cache = tpl.__dict__.setdefault("_for_device", {})
-    key = tuple((v, g.nodes[v]["op"].signature) for v in g)
-    if key not in cache:
-        cache[key] = StepTemplate(g, tpl.context0, tpl.groups, tpl._plans)
-    by_graph[g] = cache[key]
-    return cache[key]
+    if g not in cache:  # by identity: a device keeps its rewrite of a graph (Device.step_graph)
+        cache[g] = StepTemplate(g, tpl.context0, tpl.groups, tpl._plans)
+    return cache[g]
 
 
 def simulate_one_step(hw: Any, model: ModelSpec, scenario: Scenario, phase: str, batch: int,

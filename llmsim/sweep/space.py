@@ -264,10 +264,10 @@ class SweepSpec:
         sets = data.get("set") or []
         if isinstance(sets, dict):
             sets = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
+        from llmsim.serving.config import ServeRun
+
         serve = None
         if data.get("serve") is not None:
-            from llmsim.serving.config import ServeRun
-
             serve = validate(ServeRun, data["serve"], f"{source}: serve").dump()
         spec = cls(
             hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
@@ -278,8 +278,6 @@ class SweepSpec:
             objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
             serve=serve,
         )
-        from llmsim.serving.config import ServeRun
-
         known = ServeRun.model_fields
         for a in spec.axes:
             if a.path.split(".")[0] == "serve" and serve is None:

@@ -51,7 +51,7 @@ from llmsim.system.parallel import (
     tensor_parallel,
 )
 from llmsim.system.run import hold_kv, memory_plan
-from llmsim.system.spec import SystemSpec, load_group_device_spec
+from llmsim.system.spec import SystemSpec, check_layout_flags, load_group_device_spec
 
 
 class SystemServe:
@@ -59,9 +59,7 @@ class SystemServe:
 
     def __init__(self, system: SystemSpec, model: ModelSpec, sc: Scenario, tp: int = 1, pp: int = 1, ep: int = 1,
                  dp: int = 1, micro: int = 1, fidelity: str = "cycle"):
-        for flag, v in (("--tp", tp), ("--pp", pp), ("--ep", ep), ("--dp", dp), ("--micro-batches", micro)):
-            if v < 1:
-                raise ConfigError(f"{flag} must be >= 1, got {v}")
+        check_layout_flags(system.name, True, tp=tp, pp=pp, ep=ep, dp=dp, micro=micro)
         if model.arch != "decoder":
             raise ConfigError(f"serving needs a decoder-only model, {model.name} is {model.arch}")
         stage_of_layers(model.n_layers, pp)
@@ -165,8 +163,6 @@ def serve_target(hw: Any, model: ModelSpec, sc: Scenario, replicas: int = 1, *, 
     ``hw`` a device spec: itself, itself, ``replicas`` (a layout flag is refused). A
     :class:`SystemSpec`: a :class:`SystemServe` at the layout (unset flags: 1), its main group's device
     spec (what the results' config records), and ``replicas`` x ``dp`` serving replicas."""
-    from llmsim.system.spec import check_layout_flags
-
     system = isinstance(hw, SystemSpec)
     check_layout_flags(hw.name, system, tp=tp, pp=pp, ep=ep, dp=dp, micro=micro)
     if not system:
