@@ -58,6 +58,60 @@ def test_more_rows_never_stream_a_weight_faster_than_one():
     assert t == sorted(t)
 
 
+def test_pack_rate_per_row_count_interpolates_seconds_per_byte_and_holds_the_ends():
+    spec = _dev(pack_weight_bytes_per_s_by_rows={2: 5e9, 8: 20e9, 32: 16e9})[1].spec
+    assert spec.pack_rate(2) == spec.pack_rate(1) == 5e9
+    assert spec.pack_rate(32) == spec.pack_rate(4096) == 16e9
+    assert 1 / spec.pack_rate(5) == pytest.approx(0.5 / 5e9 + 0.5 / 20e9, rel=1e-12)
+    assert spec.pack_rate(8) == 20e9
+    assert _dev()[0].pack_rate(4) == _dev()[0].pack_weight_bytes_per_s  # no table: the one rate
+
+
+def test_a_four_row_gemm_packs_at_the_rate_measured_for_four_rows():
+    _, dev = _dev(pack_weight_bytes_per_s_by_rows={4: 6e9, 8: 18e9})
+    spec = dev.spec
+    K = N = 1448
+    c = dev.cycle_cost(f.matmul("op", 4, K, N, dtype=DType.fp32))
+    assert c.stats["pack_s"] == pytest.approx(4.0 * K * N / 6e9, rel=1e-12)
+    assert c.seconds == pytest.approx(c.compute_cycles / spec.cores.clock_hz + c.stats["pack_s"]
+                                      + spec.parallel_region_s, rel=1e-9)
+
+
+def test_weight_rows_cost_the_calibrated_time_each_in_gemv_and_packed_gemm():
+    """Equal bytes in more, shorter rows cost N x weight_row_s more, in both library paths."""
+    _, dev = _dev(weight_row_s=70e-9)
+    _, base = _dev()
+    for m in (1, 4):
+        long_rows = dev.cycle_cost(f.matmul("op", m, 8192, 256, dtype=DType.fp32))
+        short_rows = dev.cycle_cost(f.matmul("op", m, 512, 4096, dtype=DType.fp32))
+        key = "gemv_floor_s" if m == 1 else "pack_s"
+        assert short_rows.stats[key] - long_rows.stats[key] == pytest.approx((4096 - 256) * 70e-9, rel=1e-9)
+        assert short_rows.stats[key] - base.cycle_cost(f.matmul("op", m, 512, 4096, dtype=DType.fp32)).stats[key] \
+            == pytest.approx(4096 * 70e-9, rel=1e-9)
+
+
+def test_a_weight_larger_than_the_llc_sends_its_packed_copy_to_memory_and_back():
+    spec, dev = _dev()
+    llc = spec.onchip[-1].capacity_bytes
+    K = 1024
+    fits, spills = (int(r * llc / (4 * K)) for r in (0.5, 2.0))
+    small = dev.cycle_cost(f.matmul("op", 4, K, fits, dtype=DType.fp32))
+    big = dev.cycle_cost(f.matmul("op", 4, K, spills, dtype=DType.fp32))
+    assert "pack_spill_s" not in small.stats
+    assert big.stats["pack_spill_s"] == pytest.approx(2.0 * 4 * K * spills / dev.bandwidth(dev.dram_index, 2),
+                                                      rel=1e-9)
+    assert big.stats["pack_s"] / spills > small.stats["pack_s"] / fits  # more time per weight byte
+    assert "pack_spill_s" not in dev.cycle_cost(f.matmul("op", 1, K, spills, dtype=DType.fp32)).stats  # GEMV
+
+
+def test_a_pack_table_row_below_two_is_refused_by_name():
+    from llmsim.config.hardware import CpuSpec
+
+    spec = load_hardware(XEON)
+    with pytest.raises(ValueError, match="pack_weight_bytes_per_s_by_rows"):
+        CpuSpec.model_validate(spec.model_dump() | {"pack_weight_bytes_per_s_by_rows": {1: 5e9}})
+
+
 # ---- the usable last-level cache -----------------------------------------------------------------------
 def test_sweep_doubles_up_to_the_os_capacity():
     assert sweep_sizes(4 * MIB, 300 * MIB) == [4 * MIB, 8 * MIB, 16 * MIB, 32 * MIB, 64 * MIB, 128 * MIB,

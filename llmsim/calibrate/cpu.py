@@ -1,8 +1,10 @@
 """``llmsim calibrate``: measure the CPU this runs on and write a ``kind: cpu`` preset.
 
-Measured (PyTorch when installed, numpy otherwise). Every number is the best of several repeats,
-as STREAM reports bandwidth: on a machine shared with other work the best repeat is the closest
-to the uncontended value (validation runs take medians on a quiet machine instead):
+Measured (PyTorch when installed, numpy otherwise). Bandwidths, cache rates and dispatch are the best of
+several repeats, as STREAM reports bandwidth (ceilings: on a machine shared with other work the best
+repeat is the closest to the uncontended value). The rates a step's time follows directly — GEMM,
+GEMV and packing — are medians instead: a step runs at the typical rate, and the validation scores
+median steps (on a VM the best repeat ran 7–20% faster than the median):
 
 * GEMM throughput per dtype (square matmuls at a few sizes, the best size) → ``flops_per_cycle``
   = FLOP/s ÷ (threads × clock): the model treats a large GEMM's rate as the core's peak;
@@ -12,11 +14,13 @@ to the uncontended value (validation runs take medians on a quiet machine instea
   sweep of working sets up to the OS figure gives the capacity this process can use and its bandwidth
   (:mod:`llmsim.calibrate.llc`);
 * per-op dispatch: a 1-element add in a loop → ``framework.eager_dispatch_s``;
-* small-batch GEMMs: 1-row matmuls over a chain of distinct 8 MiB weights, ≥ 2 × the LLC in all (the
-  access pattern of a decode step) → ``gemv_weight_bytes_per_s``; 8-row matmuls over the same chain minus
-  their FLOPs at the GEMM rate → ``pack_weight_bytes_per_s`` (BLAS packs the weight before a multi-row
-  GEMM; that pass streams the weight at its own, measured rate); both also on one weight ≥ 4 × the LLC,
-  recorded in ``source:`` only;
+* small-batch GEMMs, called as ``nn.Linear`` calls them (``x · wᵀ``, weight stored [out, in]): 1-row
+  products over a chain of distinct 8 MiB weights, ≥ 2 × the LLC in all (the access pattern of a decode
+  step) → ``gemv_weight_bytes_per_s``; the same bytes as long (8192) and short (512) rows → the
+  library's cost per weight row, ``weight_row_s``; 2- to 512-row products over the same chain minus
+  their FLOPs at the GEMM rate → ``pack_weight_bytes_per_s_by_rows`` (BLAS packs the weight before a
+  multi-row GEMM; that pass streams the weight at its own rate, and the library's path depends on the
+  row count); both also on one weight ≥ 4 × the LLC, recorded in ``source:`` only;
 * pointwise kernels as the reference model calls them (GELU-tanh, ReLU, SiLU·mul, GELU·mul, add, LayerNorm,
   RMSNorm) on 64 × 1024 fp32, one thread, dispatch subtracted → ``pointwise_cycles_per_element``;
 * fork/join: the same add above the parallel grain with all threads vs one → ``parallel_region_s``.
@@ -32,6 +36,7 @@ import datetime as _dt
 import os
 import platform
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from math import ceil
@@ -55,6 +60,8 @@ Progress = Callable[[str], None]
 DRAM_PRESET = "memory/ddr4.yaml"
 # Wall-clock budget (s) of the timed repeats of one GEMM size; bounds the run on slow dtypes.
 GEMM_BUDGET_S = 2.0
+# Row counts at which the packed (multi-row) GEMM path is timed.
+PACK_ROWS = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 def _torch():
@@ -93,6 +100,14 @@ class _Backend:
             self.torch.matmul(a, b, out=out)
         else:
             np.matmul(a, b, out=out)
+
+    def linear(self, x, w) -> None:
+        """``x · wᵀ`` with ``w`` stored [out, in], as ``nn.Linear`` (and so every PyTorch model) calls the BLAS:
+        a transposed-weight GEMM/GEMV, a different library path from ``x · w``."""
+        if self.torch:
+            self.torch.nn.functional.linear(x, w)
+        else:
+            np.matmul(x, w.T)
 
     def copy(self, dst, src) -> None:
         if self.torch:
@@ -149,7 +164,9 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
             be.matmul(a, b, c)
             once = time.perf_counter() - t0
             # a slow path (e.g. fp16 without hardware support) gets fewer repeats and no larger sizes
-            t = min(_time(lambda a=a, b=b, c=c: be.matmul(a, b, c), max(1, min(reps, int(GEMM_BUDGET_S / once)))))
+            # the median repeat: the rate a step's GEMMs typically see (validation scores median steps)
+            t = statistics.median(_time(lambda a=a, b=b, c=c: be.matmul(a, b, c),
+                                        max(1, min(reps, int(GEMM_BUDGET_S / once)))))
             best = max(best, 2.0 * n**3 / t)
             if once > GEMM_BUDGET_S / 4:
                 break
@@ -218,14 +235,17 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
             f"usable, read at {bw / 1e9:.1f} GB/s (main memory {memory_read / 1e9:.1f} GB/s, one thread)")
     far = None  # free the main-memory array
 
-    say("weight streaming of small-batch GEMMs (GEMV, packed GEMM)")
+    say("weight streaming of small-batch GEMMs (GEMV, packed GEMM), as nn.Linear calls them")
+    # x · wᵀ over weights stored [out, in]: the path every PyTorch linear layer takes (x · w with w [in, out] is
+    # another BLAS kernel, measured up to 25% faster for one row). Medians, not the best repeat: a step streams
+    # its weights at the typical rate, and the validation scores median steps.
     side = 1024 if quick else max(2048, int((4 * llc / 4) ** 0.5))  # fp32 weight >= 4 x LLC
     w = be.empty(0, "fp32", (side, side))
     w_bytes = 4.0 * side * side
     rates = {}
     for rows in (1, 8):
-        a, c = be.empty(0, "fp32", (rows, side)), be.empty(0, "fp32", (rows, side))
-        rates[rows] = min(_time(lambda a=a, c=c: be.matmul(a, w, c), reps))
+        a = be.empty(0, "fp32", (rows, side))
+        rates[rows] = statistics.median(_time(lambda a=a: be.linear(a, w), reps))
     # a decode step streams a chain of distinct weights, each far smaller than the last-level cache and
     # together larger: every GEMV of the chain starts cold (thread wake-up, prefetch ramp), which one
     # large weight hides. Time the chain, as the step runs it.
@@ -233,28 +253,52 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     side_w = 512 if quick else 1448
     n_w = 4 if quick else min(64, max(4, ceil(2 * llc / (4 * side_w**2))))
     chain = [be.empty(0, "fp32", (side_w, side_w)) for _ in range(n_w)]
-    a1, c1 = be.empty(0, "fp32", (1, side_w)), be.empty(0, "fp32", (1, side_w))
 
-    a8, c8 = be.empty(0, "fp32", (8, side_w)), be.empty(0, "fp32", (8, side_w))
+    def run_chain(a, weights=chain) -> None:
+        for wi in weights:
+            be.linear(a, wi)
 
-    def run_chain(a=a1, c=c1) -> None:
-        for wi in chain:
-            be.matmul(a, wi, c)
+    # the library's cost per weight row (one output column): the same bytes as rows of 8192 and of 512
+    # elements; the time grows with the row count (~70 ns a row, 2 threads, on an EPYC VM with MKL)
+    elems = side_w * side_w
+    k_long, k_short = (2048, 128) if quick else (8192, 512)
+    n_long, n_short = elems // k_long, elems // k_short
+    t_rows = {}
+    for k, n_rows in ((k_long, n_long), (k_short, n_short)):
+        shaped = [be.empty(0, "fp32", (n_rows, k)) for _ in range(n_w)]
+        x = be.empty(0, "fp32", (1, k))
+        t_rows[k] = statistics.median(_time(lambda x=x, shaped=shaped: run_chain(x, shaped), reps)) / n_w
+        del shaped
+    row_s = max(0.0, (t_rows[k_short] - t_rows[k_long]) / (n_short - n_long))
+    res["weight_row_s"] = row_s
+    res["weight_row_shapes"] = f"{n_long} x {k_long} and {n_short} x {k_short}"
 
     chain_bytes = 4.0 * side_w * side_w * len(chain)
-    res["gemv_weight_bytes_per_s"] = chain_bytes / min(_time(run_chain, reps))
+    rows_s = row_s * side_w * len(chain)  # the chain's per-row time, taken out of the byte rates
+    one_row = be.empty(0, "fp32", (1, side_w))
+    t1 = statistics.median(_time(lambda: run_chain(one_row), reps))
+    res["gemv_weight_bytes_per_s"] = chain_bytes / max(t1 - rows_s, 0.05 * t1)
     res["gemv_one_weight_bytes_per_s"] = w_bytes / rates[1]
     res["gemv_chain_side"] = side_w
-    # packing: the 8-row time minus its FLOPs at the GEMM rate, on the same chain (a prefill or batched
-    # decode step packs the same sequence of distinct weights); the one-weight figure goes to source:
-    t8 = min(_time(lambda: run_chain(a8, c8), reps))
-    compute_8 = 2.0 * 8 * chain_bytes / 4.0 / gemm["fp32"]
-    res["pack_weight_bytes_per_s"] = chain_bytes / max(t8 - compute_8, 0.05 * t8)
+    # packing: an M-row time minus its FLOPs at the GEMM rate and its per-row time, on the same chain (a
+    # prefill or batched decode step packs the same sequence of distinct weights). The library takes other
+    # paths for few rows (on MKL a 2- or 4-row product costs more than an 8-row one) and re-packs for more
+    # (a row block at a time), so the rate is measured per row count; the model interpolates between them
+    # and holds the last beyond. The one-weight figure goes to source:.
+    pack = {}
+    for rows in PACK_ROWS:
+        a = be.empty(0, "fp32", (rows, side_w))
+        t = statistics.median(_time(lambda a=a: run_chain(a), reps))
+        compute = 2.0 * rows * chain_bytes / 4.0 / gemm["fp32"]
+        pack[rows] = chain_bytes / max(t - compute - rows_s, 0.05 * t)
+    res["pack_weight_bytes_per_s_by_rows"] = pack
+    res["pack_weight_bytes_per_s"] = pack[8]
     compute_8 = 2.0 * 8 * side * side / gemm["fp32"]
     res["pack_one_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
-    say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s over a chain of weights "
-        f"({res['gemv_one_weight_bytes_per_s'] / 1e9:.1f} GB/s on one large weight), "
-        f"pack {res['pack_weight_bytes_per_s'] / 1e9:.1f} GB/s ({res['pack_one_weight_bytes_per_s'] / 1e9:.1f})")
+    say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s + {row_s * 1e9:.0f} ns a weight row over a chain of weights "
+        f"({res['gemv_one_weight_bytes_per_s'] / 1e9:.1f} GB/s on one large weight), pack "
+        + ", ".join(f"{r} rows {v / 1e9:.1f}" for r, v in pack.items())
+        + f" GB/s ({res['pack_one_weight_bytes_per_s'] / 1e9:.1f} on one weight, 8 rows)")
 
     if be.torch:
         say("pointwise kernels (one thread, in cache)")
@@ -377,7 +421,7 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "measured": f"llmsim calibrate on {host} ({f.model_name}, {platform.machine()}), {when}, with "
                         f"{res['backend']}, {threads} threads{quick}{_load_note(res.get('load_average'))}",
             "compute": f"cores = CPUs in this process's affinity set; clock {f.clock_hz / 1e9:.3f} GHz from "
-                       f"{f.clock_how}; flops_per_cycle = best square-matmul rate ({gflops} GFLOP/s) / (threads x "
+                       f"{f.clock_how}; flops_per_cycle = best size's median square-matmul rate ({gflops} GFLOP/s) / (threads x "
                        "clock): the achieved large-GEMM rate, used as the peak",
             "register_tile": f"BLIS sgemm micro-kernel for {f.isa} (not measured)",
             "memory": f"STREAM triad {gb(res['triad_bytes_per_s'])} GB/s (copy {gb(res['copy_bytes_per_s'])}), one "
@@ -393,13 +437,18 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                       + llc_source(res, f.caches[-1].size_bytes),
             "pointwise": "pointwise_cycles_per_element = (best-of-repeats time of the function on 64 x 1024 "
                          "fp32, one thread, minus one dispatch) x clock / elements, as the reference model calls it",
-            "blas": "gemv_weight_bytes_per_s = fp32 weight bytes / time of 1-row matmuls over a chain of distinct "
+            "blas": "all as nn.Linear calls the BLAS (x . w^T, weight stored [out, in]), median of repeats; "
+                    "weight_row_s = (time of 1-row products over a chain of 8 MiB weights shaped "
+                    f"{res.get('weight_row_shapes', '?')}) difference / row-count difference: the library's cost "
+                    "per weight row (output column), taken out of the rates below; "
+                    "gemv_weight_bytes_per_s = fp32 weight bytes / (time of 1-row products over a chain of distinct "
                     f"{res.get('gemv_chain_side', '?')} x {res.get('gemv_chain_side', '?')} weights "
-                    "(8 MiB each, >= 2 x the LLC in all, at most 64: a decode step's access pattern; "
-                    f"one large square weight streams at {gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
-                    "pack_weight_bytes_per_s = the same chain's bytes / (time of 8-row "
-                    "matmuls over it minus their FLOPs at the measured GEMM rate): the library's packing of a "
-                    "DRAM-resident weight, which precedes each multi-row GEMM (on one large weight: "
+                    "(8 MiB each, >= 2 x the LLC in all, at most 64: a decode step's access pattern) minus its "
+                    f"rows' time; one large square weight streams at {gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
+                    "pack_weight_bytes_per_s_by_rows = the same chain's bytes / (time of M-row "
+                    "products over it minus their FLOPs at the measured GEMM rate and their rows' time), M = "
+                    f"{', '.join(str(r) for r in PACK_ROWS)}: the library's packing of a DRAM-resident weight, which "
+                    "precedes each multi-row GEMM (pack_weight_bytes_per_s: the 8-row figure; on one large weight: "
                     f"{gb(res.get('pack_one_weight_bytes_per_s', 0.0))} GB/s)",
             "framework": f"eager_dispatch_s = best-of-repeats 1-element add in a loop ({res['backend']}); "
                          "parallel_region_s = all-thread minus one-thread time of an add above the parallel grain"
@@ -417,7 +466,11 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
         "private_levels": private,
         "register_tile": list(REGISTER_TILE_BY_ISA[f.isa]),
         "core_memory_bandwidth_bytes_per_s": float(f"{res['core_triad_bytes_per_s']:.4g}"),
-        **{k: float(f"{res[k]:.4g}") for k in ("gemv_weight_bytes_per_s", "pack_weight_bytes_per_s") if k in res},
+        **{k: float(f"{res[k]:.4g}") for k in ("gemv_weight_bytes_per_s", "pack_weight_bytes_per_s", "weight_row_s")
+           if k in res},
+        **({"pack_weight_bytes_per_s_by_rows": {r: float(f"{v:.4g}")
+                                                for r, v in res["pack_weight_bytes_per_s_by_rows"].items()}}
+           if "pack_weight_bytes_per_s_by_rows" in res else {}),
         **({"pointwise_cycles_per_element": {k: float(f"{v * f.clock_hz:.4g}")
                                              for k, v in res["pointwise_s_per_element"].items()}}
            if "pointwise_s_per_element" in res else {}),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from llmsim.config.base import DType, Spec
 from llmsim.config.gpu_kernels import GpuKernelSpec
@@ -271,6 +271,40 @@ class CpuSpec(HardwareBase):
         description="weight bytes/s the framework's BLAS packs a DRAM-resident weight at before a multi-row GEMM, "
                     "all threads (measured by llmsim calibrate); packing precedes the compute of each panel, so "
                     "it adds; None: not modelled")
+    weight_row_s: float = Field(
+        default=0.0, ge=0,
+        description="seconds the framework's BLAS spends per row of a DRAM-resident weight stored [out, in] (one "
+                    "output column of x · Wᵀ) beyond streaming its bytes, all threads, in 1-row and packed GEMMs "
+                    "(measured by llmsim calibrate from equal bytes in long and short rows); 0: not modelled")
+    pack_weight_bytes_per_s_by_rows: dict[int, float] = Field(
+        default={},
+        description="pack_weight_bytes_per_s measured per row count M of the GEMM (the BLAS takes different paths "
+                    "for few rows), all threads (measured by llmsim calibrate); between measured M the seconds per "
+                    "byte are interpolated linearly in M, beyond them the nearest is held; empty: "
+                    "pack_weight_bytes_per_s for every M")
+
+    @field_validator("pack_weight_bytes_per_s_by_rows")
+    @classmethod
+    def _pack_rows(cls, v: dict[int, float]) -> dict[int, float]:
+        for rows, rate in v.items():
+            if rows < 2 or rate <= 0:
+                raise ValueError(f"pack_weight_bytes_per_s_by_rows: rows must be >= 2 and rates > 0, got {rows}: {rate}")
+        return dict(sorted(v.items()))
+
+    def pack_rate(self, rows: int) -> float | None:
+        """Weight bytes/s the BLAS packs at before an ``rows``-row GEMM (None: not modelled)."""
+        table = self.pack_weight_bytes_per_s_by_rows
+        if not table:
+            return self.pack_weight_bytes_per_s
+        ms = sorted(table)
+        if rows <= ms[0]:
+            return table[ms[0]]
+        if rows >= ms[-1]:
+            return table[ms[-1]]
+        hi = next(i for i, m in enumerate(ms) if m >= rows)
+        m0, m1 = ms[hi - 1], ms[hi]
+        f = (rows - m0) / (m1 - m0)
+        return 1.0 / ((1 - f) / table[m0] + f / table[m1])
 
     @model_validator(mode="after")
     def _cpu_levels(self) -> CpuSpec:

@@ -8,9 +8,11 @@ The cycle-level cost of an op on ``threads`` cores (all facts from the preset YA
   thread split rounds up); bytes per level from the loop nest. With the framework BLAS's measured
   rates: a one-row product takes the library's GEMV path (no packing: the weight streams once, no
   faster than ``gemv_weight_bytes_per_s``); a multi-row GEMM first packs its weight at
-  ``pack_weight_bytes_per_s`` (additive: packing precedes the panel's compute), and that measured pass
-  covers B's read, the packed write and the first pass over the packed panel, so only further passes
-  stay in the level traffic.
+  ``CpuSpec.pack_rate(M)`` (measured per row count: BLAS libraries take other paths for few rows
+  and re-pack for many; additive: packing precedes the panel's compute), and that measured pass
+  covers B's read, the packed write and the first pass over the packed panel, so only further
+  passes stay in the level traffic. Both add ``weight_row_s`` per weight row (output column). A
+  weight larger than the last-level cache also sends its packed copy to main memory and back.
 * **Attention**: per (sequence, head, block of ``mr`` query rows) a score GEMM, softmax and a
   context GEMM, split over threads; K/V stream from main memory once, are re-read from cache
   by later query blocks.
@@ -185,15 +187,23 @@ class Cpu(Device):
             traffic = list(gemv_traffic(K, N, b, bw, (a_home, b_home, c_home), len(self.levels) + 1))
         w_bytes = E * K * N * bw
         if weighted and b_home == self.dram_index:  # the BLAS library's measured weight-streaming rates
+            rows_s = E * N * self.spec.weight_row_s  # the library's per-weight-row (output column) cost
             if Me == 1 and self.spec.gemv_weight_bytes_per_s:
-                stats["gemv_floor_s"] = w_bytes / self.spec.gemv_weight_bytes_per_s
-            elif Me > 1 and self.spec.pack_weight_bytes_per_s:
-                # the measured packing time is everything an 8-row GEMM spends beyond its FLOPs: reading
+                stats["gemv_floor_s"] = w_bytes / self.spec.gemv_weight_bytes_per_s + rows_s
+            elif Me > 1 and (pack := self.spec.pack_rate(Me)):
+                # the measured packing time is everything an M-row GEMM spends beyond its FLOPs: reading
                 # B, writing the packed panel and one pass over it; only further passes (row blocks
                 # beyond the first) stay in the level traffic, so the model reproduces its calibration
-                stats["pack_s"] = w_bytes / self.spec.pack_weight_bytes_per_s
+                stats["pack_s"] = w_bytes / pack + rows_s
                 _unmove(traffic, K * N * bw, b_home)
                 _unmove(traffic, 2.0 * K * N * b, packed_level)
+                if K * N * b > self.levels[packed_level].capacity_bytes:
+                    # the library packs the whole weight for a few rows (MKL: measured ~40% more time per
+                    # byte once the weight passes the usable LLC): the packed copy is written to and read
+                    # back from main memory, which the in-cache calibration did not pay
+                    spill = 2.0 * E * K * N * b
+                    stats["pack_spill_s"] = spill / self.bandwidth(self.dram_index, threads)
+                    stats["pack_s"] += stats["pack_spill_s"]
         return [E * x for x in traffic], cycles, threads, executed, stats
 
     def _attention(self, op: Op):
