@@ -8,8 +8,8 @@ The cycle-level cost of an op on ``threads`` cores (all facts from the preset YA
   thread split rounds up); bytes per level from the loop nest. With the framework BLAS's measured
   rates: a one-row product takes the library's GEMV path (no packing: the weight streams once, no
   faster than ``gemv_weight_bytes_per_s``); a multi-row GEMM first packs its weight at
-  ``CpuSpec.pack_rate(M)`` (measured per row count: BLAS libraries take other paths for few rows
-  and re-pack for many; additive: packing precedes the panel's compute), and that measured pass
+  ``CpuSpec.pack_rate(M)`` (measured per row count: BLAS libraries take other paths for few rows;
+  additive: packing precedes the panel's compute), and that measured pass
   covers B's read, the packed write and the first pass over the packed panel, so only further
   passes stay in the level traffic. Both add ``weight_row_s`` per weight row (output column). A
   weight larger than the last-level cache also sends its packed copy to main memory and back.
