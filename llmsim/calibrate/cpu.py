@@ -262,7 +262,7 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
 
     # the library's cost per weight row (one output column): the same bytes as rows of 8192 and of 512
     # elements; the time grows with the row count (~70 ns a row, 2 threads, on an EPYC VM with MKL)
-    elems = side_w * side_w
+    elems = 1 << (18 if quick else 21)  # 8 MiB of fp32 (1 MiB quick)
     k_long, k_short = (2048, 128) if quick else (8192, 512)
     n_long, n_short = elems // k_long, elems // k_short
     t_rows = {}
