@@ -57,7 +57,6 @@ F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
 PAGE_OPEN, PAGE_CLOSED, PAGE_ADAPTIVE = 0, 1, 2
 
 _MASK31 = 0x7FFFFFFF
-_U = np.uint64  # an index cast that skips Numba's negative-index wrap-around
 
 
 @njit(cache=True)
@@ -76,14 +75,13 @@ def hash31(i: int, seed: int, salt: int) -> int:
 def _ready(ready, b, cmd, nodes):
     """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
     rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
-    bu = _U(b)  # unsigned indices: no negative-index wrap-around (b and the nodes are never negative)
-    v = max(ready[_U(nodes[bu, 0]), cmd], ready[_U(nodes[bu, 1]), cmd], ready[_U(nodes[bu, 2]), cmd],
-            ready[_U(nodes[bu, 3]), cmd])
-    o = nodes[bu, 3] + 1
-    r = nodes[bu, 4]
+    v = max(ready[nodes[b, 0], cmd], ready[nodes[b, 1], cmd], ready[nodes[b, 2], cmd],
+            ready[nodes[b, 3], cmd])
+    o = nodes[b, 3] + 1
+    r = nodes[b, 4]
     for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
-        if rr != r and ready[_U(o + rr), cmd] > v:
-            v = ready[_U(o + rr), cmd]
+        if rr != r and ready[o + rr, cmd] > v:
+            v = ready[o + rr, cmd]
     return v
 
 
@@ -188,28 +186,28 @@ def _ref_scope(k, per_bank, st, G):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _cands(q, ready, nodes, open_row, bq, nhit, hitc, fr_fcfs, hitcap):
+def _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
     """Earliest cycles of bank ``q``'s candidate commands (its queue non-empty): (e0, e_rd, e_wr), INF
     where a command is no candidate. e0 is the ACT of the head's row when the bank is closed, else the
     PRE of a head that misses the open row and may precharge (FR-FCFS: not while the row has queued
     hits, ``nhit``, unless it has served ``hitcap``); e_rd / e_wr the RD / WR of the queued hits
-    (``fcfs``: of the head only). Queue entries are ``row << 1 | op``."""
+    (``fcfs``: of the head only)."""
     r_open = open_row[q]
     if r_open < 0:
         return _ready(ready, q, ACT, nodes), INF, INF
     e0 = e_rd = e_wr = INF
     if fr_fcfs:
-        if bq[q, 0] >> 1 != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
+        if row[bq[q, 0]] != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
             e0 = _ready(ready, q, PRE, nodes)
         if nhit[q, 0] > 0:
             e_rd = _ready(ready, q, RD, nodes)
         if nhit[q, 1] > 0:
             e_wr = _ready(ready, q, WR, nodes)
     else:
-        ent = bq[q, 0]
-        if ent >> 1 != r_open:
+        i = bq[q, 0]
+        if row[i] != r_open:
             e0 = _ready(ready, q, PRE, nodes)
-        elif ent & 1 == OP_WRITE:
+        elif op[i] == OP_WRITE:
             e_wr = _ready(ready, q, WR, nodes)
         else:
             e_rd = _ready(ready, q, RD, nodes)
@@ -228,12 +226,9 @@ def _lowest_bit(m):
     return _DEBRUIJN_BIT[(((m & -m) * _DEBRUIJN) >> 58) & 63]
 
 
-_FEW = 6  # with at most this many non-empty banks, loops visit those banks only (by bit mask)
-
-
 @njit(cache=True, _nrt=False, inline="always")
-def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
-          again, ne, nne):
+def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
+          again):
     """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
     bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
     bank: its first queued entry with a ready command (the head's ACT or PRE, or a row hit's RD/WR).
@@ -243,24 +238,12 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fc
     branches; then visited in round-robin order, each unmarked when visited. ``again``: a second pick
     in the same cycle after bank ``rr`` issued, which continues the first one's visit (the banks it
     found not ready stay so) with bank ``rr`` marked again if its new bound allows; its ``next`` is not
-    a bound then. ``ne`` marks the banks with a queued request (``nne`` of them): with few, only
-    those are visited to mark ``due`` (an empty bank's bound is INF: never due, no ``next``)."""
+    a bound then."""
     B = nodes.shape[0]
     nxt = INF
     if again:
         if nb[rr] <= t:
             due[rr >> 6] |= 1 << (rr & 63)
-    elif nne <= _FEW:
-        for w in range(due.shape[0]):
-            m = 0
-            e = ne[w]
-            while e != 0:
-                k = _lowest_bit(e)
-                e &= e - 1
-                v = nb[w * 64 + k]
-                m |= int(v <= t) << k
-                nxt = min(nxt, v if v > t else INF)
-            due[w] = m
     else:
         for w in range(due.shape[0]):
             m = 0
@@ -269,7 +252,6 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fc
                 m |= int(v <= t) << (b - w * 64)
                 nxt = min(nxt, v if v > t else INF)
             due[w] = m
-    if not again:
         for b in range(frz_lo, frz_hi):
             due[b >> 6] &= ~(1 << (b & 63))
     s = rr + 1 if rr + 1 < B else 0
@@ -288,15 +270,15 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fc
             m &= m - 1
             due[w] &= ~(1 << k)
             q = w * 64 + k
-            e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, fr_fcfs, hitcap)
+            e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
             if e0 <= t:
                 return q, (ACT if open_row[q] < 0 else PRE), 0, q, 0
             if e_rd <= t or e_wr <= t:
                 r_open = open_row[q]
                 for kk in range(nbq[q]):
-                    ent = bq[q, kk]
-                    if ent >> 1 == r_open and (e_wr <= t if ent & 1 == OP_WRITE else e_rd <= t):
-                        return q, (WR if ent & 1 == OP_WRITE else RD), kk, q, 0
+                    i = bq[q, kk]
+                    if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
+                        return q, (WR if op[i] == OP_WRITE else RD), kk, q, 0
             best = min(e0, e_rd, e_wr)
             nb[q] = best
             nxt = min(nxt, best)
@@ -360,28 +342,28 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _fifo_first(fk, nbq, BQ, SH):
+def _fifo_first(fk, nbq, BQ):
     """The bank whose buffered request came first (``fk``: front-end position of the head of each
-    bank's FIFO, INF if empty) among banks whose command queue has room; -1 if none. One branch-free
-    minimum of keys ``position << SH | bank`` (``2**SH`` >= banks; positions are unique and below
-    ``2**(62 - SH)``, so the least key is the oldest head; empty or full banks key at the cap)."""
-    cap = 1 << (62 - SH)
-    best = cap << SH
+    bank's FIFO, INF if empty) among banks whose command queue has room; -1 if none."""
+    best = INF
     for b in range(fk.shape[0]):
-        best = min(best, (min(fk[b], cap) if nbq[b] < BQ else cap) << SH | b)
-    if best >> SH == cap:
+        best = min(best, fk[b] if nbq[b] < BQ else INF)
+    if best == INF:
         return -1
-    return best & ((1 << SH) - 1)
+    for b in range(fk.shape[0]):
+        if fk[b] == best:
+            return b
+    return -1
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _arrive(p, n, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
-    """Front end: requests ``p:`` into the read queue / write buffer (per-bank FIFOs of positions)
+def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
+    """Front end: requests ``idx[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
     in order while their queue has room, up to a MAC. Returns (p, nrq, nwq, whether one may move to
     its bank's command queue)."""
     unblock = False
     while p < n:
-        i = p
+        i = idx[p]
         b = bank[i]
         if op[i] == OP_WRITE:
             if nwq == WQ:
@@ -428,16 +410,14 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     bs[6:] = INF
     nhit = np.zeros((B, 2), np.int64)
     due = np.zeros((B + 63) // 64, np.int64)
-    ne = np.zeros((B + 63) // 64, np.int64)
-    # the channel's requests in its order, contiguous (the loop reads them by front-end position)
-    _serve(c, op[idx], bank[idx], row[idx], p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes,
-           whist, G, params, counts, trace, ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due,
-           bs[7], bs[8], ne)
+    _serve(c, idx, op, bank, row, p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes, whist, G,
+           params, counts, trace, ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due,
+           bs[7], bs[8])
 
 
 @njit(cache=True, _nrt=False)
-def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, whist, G, params,
-           counts, trace, ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk, ne):
+def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, whist, G, params,
+           counts, trace, ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
     """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
     CL, CWL, NBL = params[P_CL], params[P_CWL], params[P_NBL]
@@ -445,12 +425,7 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
     RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
     WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
     INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
-    n = len(op)
-    SH = 1  # bits of a bank index in the front end's FIFO keys (_fifo_first)
-    while (1 << SH) < B:
-        SH += 1
-    if n >= 1 << (62 - SH):
-        raise ValueError("DRAM controller: too many requests in one channel")
+    n = len(idx)
     nrq = nwq = inflight = draining = 0
     rr = B - 1
     kref = 0
@@ -459,15 +434,14 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
     done = 0
     hits = misses = 0
     last = -1
-    p, nrq, nwq, _ = _arrive(p, n, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
-    nne = 0  # banks with a queued request (marked in ``ne``)
+    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
     blocked = False
     moved = -2  # the mover's next bank as the last cycle's end found it (-2: not known)
     while True:
         busy = False  # this cycle changed the state: the next one may act too
         # front end: a MAC waits for empty queues (other requests arrive at the end of the cycle before)
-        if p < n and op[p] == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
-            i = p
+        if p < n and op[idx[p]] == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
+            i = idx[p]
             tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
                                rows, pstart, counts, trace, ntrace, st, nodes, whist)
             last = tn - 1
@@ -522,33 +496,27 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
         for pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
-            if q1 >= 0 and nb[q1] > t:  # a second pick finds nothing unless the first one left a bank due
-                m = 0
-                for w in range(due.shape[0]):
-                    m |= due[w]
-                if m == 0:
-                    break
-            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi,
-                                       FR, HITCAP, nodes, due, q1 >= 0, ne, nne)
+            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
+                                       FR, HITCAP, nodes, due, q1 >= 0)
             if q < 0:
                 lb = nxt
                 break
             col = 1 if cmd == RD or cmd == WR else 0
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
-            ent = bq[q, k]
+            i = bq[q, k]
             _issue_bank(nodes, c, cmd, q, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace)
             if q1 < 0:
                 q1 = q
             issued = col
             if cmd == ACT:
-                r = ent >> 1
+                r = row[i]
                 open_row[q] = r
                 hitc[q] = 0
                 nhit[q, 0] = nhit[q, 1] = 0
                 for kk in range(nbq[q]):
-                    if bq[q, kk] >> 1 == r:
-                        nhit[q, bq[q, kk] & 1] += 1
+                    if row[bq[q, kk]] == r:
+                        nhit[q, op[bq[q, kk]]] += 1
             elif cmd == PRE:
                 open_row[q] = -1
                 nhit[q, 0] = nhit[q, 1] = 0
@@ -561,15 +529,10 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
                 done = max(done, t + (CWL if cmd == WR else CL) + NBL)
                 for kk in range(k, nbq[q] - 1):
                     bq[q, kk] = bq[q, kk + 1]
-                if nbq[q] == BQ:  # a full queue has room again: the mover's choice may change to q
-                    if moved >= 0:  # found at the end of the last cycle: the older of it and q's head
-                        fk = wqk if draining > 0 else rqk
-                        if fk[q] < fk[moved]:
-                            moved = q
-                    else:
-                        moved = -2
+                if nbq[q] == BQ:
+                    moved = -2  # a full queue has room again: the mover's choice may change
                 nbq[q] -= 1
-                nhit[q, ent & 1] -= 1
+                nhit[q, op[i]] -= 1
                 inflight -= 1
                 blocked = False
                 close = PAGE == PAGE_CLOSED
@@ -582,28 +545,19 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
                     nhit[q, 0] = nhit[q, 1] = 0
             if nbq[q] == 0:  # the bank's next command
                 nb[q] = INF
-                ne[q >> 6] &= ~(1 << (q & 63))
-                nne -= 1
             else:
-                e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, FR, HITCAP)
+                e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
                 nb[q] = min(e0, e_rd, e_wr)
         if issued >= 0:
             last = t
         if q1 >= 0:  # the next cycle any bank may issue
             lb = INF
-            if nne <= _FEW:
-                for w in range(ne.shape[0]):
-                    e = ne[w]
-                    while e != 0:
-                        lb = min(lb, nb[w * 64 + _lowest_bit(e)])
-                        e &= e - 1
-            else:
-                for b in range(B):
-                    lb = min(lb, nb[b])
+            for b in range(B):
+                lb = min(lb, nb[b])
         elif frz_hi > frz_lo:
             lb = min(lb, t + 1)  # the scan left the refreshing banks out
         # then one request into its bank's command queue (it may issue from the next cycle on)
-        fe_idle = p == n or op[p] == OP_MAC  # nothing more will arrive before the queues empty
+        fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
         if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
             draining = nwq
             blocked = False
@@ -611,18 +565,18 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
         if not blocked:
             blocked = True  # until a queue slot frees or a request arrives
             if draining > 0:
-                b = moved if moved >= 0 else _fifo_first(wqk, nbq, BQ, SH)
+                b = moved if moved >= 0 else _fifo_first(wqk, nbq, BQ)
                 if b >= 0:
-                    i = wqf[b, wqh[b]]
+                    i = idx[wqf[b, wqh[b]]]
                     wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
                     wqn[b] -= 1
                     wqk[b] = wqf[b, wqh[b]] if wqn[b] > 0 else INF
                     nwq -= 1
                     draining -= 1
             else:
-                b = moved if moved >= 0 else _fifo_first(rqk, nbq, BQ, SH)
+                b = moved if moved >= 0 else _fifo_first(rqk, nbq, BQ)
                 if b >= 0:
-                    i = rqf[b, rqh[b]]
+                    i = idx[rqf[b, rqh[b]]]
                     rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
                     rqn[b] -= 1
                     rqk[b] = rqf[b, rqh[b]] if rqn[b] > 0 else INF
@@ -630,7 +584,7 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
             moved = -2
             if b >= 0:
                 was_empty = nbq[b] == 0
-                bq[b, nbq[b]] = row[i] << 1 | op[i]  # a queue entry: its row and op (read 0, write 1)
+                bq[b, nbq[b]] = i
                 nbq[b] += 1
                 inflight += 1
                 blocked = False
@@ -641,15 +595,13 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
                 else:
                     new_kind = False
                 if was_empty:
-                    ne[b >> 6] |= 1 << (b & 63)
-                    nne += 1
-                    e0, e_rd, e_wr = _cands(b, ready, nodes, open_row, bq, nhit, hitc, FR, HITCAP)
+                    e0, e_rd, e_wr = _cands(b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
                     nb[b] = min(e0, e_rd, e_wr)
                 elif new_kind and FR:  # a first hit of its kind: RD / WR becomes a candidate
                     nb[b] = min(nb[b], _ready(ready, b, WR if op[i] == OP_WRITE else RD, nodes))
                 lb = min(lb, max(nb[b], t + 1))
         # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
-        p, nrq, nwq, unblock = _arrive(p, n, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
+        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
                                        RQ, WQ, BQ)
         if unblock:
             blocked = False
@@ -658,13 +610,13 @@ def _serve(c, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart,
         # the next cycle in which anything can happen: the next one after a refresh command, a MAC or a
         # drain that starts, or while the mover has a request to move; else the next ready command or refresh
         if not busy:
-            fe_idle = p == n or op[p] == OP_MAC
+            fe_idle = p == n or op[idx[p]] == OP_MAC
             if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
                 busy = True
-            elif p < n and op[p] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
+            elif p < n and op[idx[p]] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
                 busy = True
             elif not blocked:
-                moved = _fifo_first(wqk, nbq, BQ, SH) if draining > 0 else _fifo_first(rqk, nbq, BQ, SH)
+                moved = _fifo_first(wqk, nbq, BQ) if draining > 0 else _fifo_first(rqk, nbq, BQ)
                 busy = moved >= 0
                 blocked = not busy
         if busy:
@@ -760,7 +712,7 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
         for b in range(B):
             j = 0
             for k in range(pstart[cmd], pstart[cmd + 1]):
-                if rows[k, 3] == 1 and (rows[k, 0] != 4 or R > 1):  # (other-rank bounds: read with ranks > 1)
+                if rows[k, 3] == 1:
                     lvl = rows[k, 0]
                     node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else nodes[b, lvl]
                     prog[cmd, b, j, 0] = node * N_CMD + rows[k, 1]
