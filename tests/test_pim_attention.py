@@ -10,8 +10,15 @@ import pytest
 from llmsim.config.base import DType
 from llmsim.config.loader import load_hardware
 from llmsim.devices.pim_dram import _attention_banks, _attention_banks_programs
-from llmsim.devices.pim_map import (Geometry, Program, context_classes, context_programs, program_classes,
-                                    score_classes, score_programs)
+from llmsim.devices.pim_map import (
+    Geometry,
+    Program,
+    context_classes,
+    context_programs,
+    program_classes,
+    score_classes,
+    score_programs,
+)
 from llmsim.errors import ConfigError
 
 

@@ -219,7 +219,7 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
         floored: list[str] = []
         res[f"l{lvl.level}_read_bytes_per_s"] = _cache_rate(
             lambda r, lvl=lvl: read_rate(lvl.size_bytes // 2, r), f"l{lvl.level}", memory_read, many,
-            strict=not quick, say=lambda msg: (say(msg), floored.append(msg)))
+            strict=not quick, say=lambda msg, floored=floored: (say(msg), floored.append(msg)))
         if floored:  # said in the preset's source: the value is a floor, not a measurement
             res.setdefault("onchip_notes", []).append(floored[0].removeprefix("WARNING: "))
     if len(facts.caches) > 2:  # the shared last level: the capacity this process can use, swept on one thread
@@ -285,7 +285,8 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     # packing: an M-row time minus its FLOPs at the GEMM rate and its per-row time, on the same chain (a
     # prefill or batched decode step packs the same sequence of distinct weights). The library takes other
     # paths for few rows (on MKL a 2- or 4-row product costs more than an 8-row one), so the rate is measured
-    # per row count; the model interpolates between them and holds the last beyond. The one-weight figure goes to source:.
+    # per row count; the model interpolates between them and holds the last beyond. The one-weight figure goes to
+    # source:.
     pack = {}
     for rows in PACK_ROWS:
         a = be.empty(0, "fp32", (rows, side_w))
@@ -296,7 +297,8 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     res["pack_weight_bytes_per_s"] = pack[8]
     compute_8 = 2.0 * 8 * side * side / gemm["fp32"]
     res["pack_one_weight_bytes_per_s"] = w_bytes / max(rates[8] - compute_8, 0.05 * rates[8])
-    say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s + {row_s * 1e9:.0f} ns a weight row over a chain of weights "
+    say(f"GEMV {res['gemv_weight_bytes_per_s'] / 1e9:.1f} GB/s + {row_s * 1e9:.0f} ns a weight row over a chain "
+        "of weights "
         f"({res['gemv_one_weight_bytes_per_s'] / 1e9:.1f} GB/s on one large weight), pack "
         + ", ".join(f"{r} rows {v / 1e9:.1f}" for r, v in pack.items())
         + f" GB/s ({res['pack_one_weight_bytes_per_s'] / 1e9:.1f} on one weight, 8 rows)")
@@ -422,8 +424,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
             "measured": f"llmsim calibrate on {host} ({f.model_name}, {platform.machine()}), {when}, with "
                         f"{res['backend']}, {threads} threads{quick}{_load_note(res.get('load_average'))}",
             "compute": f"cores = CPUs in this process's affinity set; clock {f.clock_hz / 1e9:.3f} GHz from "
-                       f"{f.clock_how}; flops_per_cycle = best size's median square-matmul rate ({gflops} GFLOP/s) / (threads x "
-                       "clock): the achieved large-GEMM rate, used as the peak",
+                       f"{f.clock_how}; flops_per_cycle = best size's median square-matmul rate ({gflops} GFLOP/s) "
+                       "/ (threads x clock): the achieved large-GEMM rate, used as the peak",
             "register_tile": f"BLIS sgemm micro-kernel for {f.isa} (not measured)",
             "memory": f"STREAM triad {gb(res['triad_bytes_per_s'])} GB/s (copy {gb(res['copy_bytes_per_s'])}), one "
                       f"thread {gb(res['core_triad_bytes_per_s'])} GB/s. The DRAM organisation is not visible from "
@@ -445,7 +447,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                     "gemv_weight_bytes_per_s = fp32 weight bytes / (time of 1-row products over a chain of distinct "
                     f"{res.get('gemv_chain_side', '?')} x {res.get('gemv_chain_side', '?')} weights "
                     "(8 MiB each, >= 2 x the LLC in all, at most 64: a decode step's access pattern) minus its "
-                    f"rows' time; one large square weight streams at {gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
+                    "rows' time; one large square weight streams at "
+                    f"{gb(res.get('gemv_one_weight_bytes_per_s', 0.0))} GB/s); "
                     "pack_weight_bytes_per_s_by_rows = the same chain's bytes / (time of M-row "
                     "products over it minus their FLOPs at the measured GEMM rate and their rows' time), M = "
                     f"{', '.join(str(r) for r in PACK_ROWS)}: the library's packing of a DRAM-resident weight, which "

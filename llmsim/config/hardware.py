@@ -288,7 +288,8 @@ class CpuSpec(HardwareBase):
     def _pack_rows(cls, v: dict[int, float]) -> dict[int, float]:
         for rows, rate in v.items():
             if rows < 2 or rate <= 0:
-                raise ValueError(f"pack_weight_bytes_per_s_by_rows: rows must be >= 2 and rates > 0, got {rows}: {rate}")
+                raise ValueError(f"pack_weight_bytes_per_s_by_rows: rows must be >= 2 and rates > 0, "
+                                 f"got {rows}: {rate}")
         return dict(sorted(v.items()))
 
     def pack_rate(self, rows: int) -> float | None:

@@ -16,8 +16,17 @@ import numpy as np
 
 from llmsim.config.base import DType
 from llmsim.config.memory import DramSpec
-from llmsim.devices.pim_map import (Geometry, Program, ProgramClass, context_classes, context_programs, mac_requests,
-                                    program_classes, score_classes, score_programs)
+from llmsim.devices.pim_map import (
+    Geometry,
+    Program,
+    ProgramClass,
+    context_classes,
+    context_programs,
+    mac_requests,
+    program_classes,
+    score_classes,
+    score_programs,
+)
 from llmsim.memory import DramModel, DramStats, Requests
 
 

@@ -493,7 +493,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
         picks = BUSES if issued < 0 else BUSES - 1
         nxt = lb
         q1 = -1  # the bank that issued first this cycle
-        for pk in range(picks):
+        for _pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
             q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
