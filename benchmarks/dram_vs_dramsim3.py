@@ -16,7 +16,8 @@ stride, and sequential addresses read, read, written (2:1). Printed per stream: 
 llmsim's tCK, so cycles are compared), row-hit rate, cycles, energy per bit (llmsim without its
 I/O term, which DRAMsim3 lacks, and with it), and each tool's CPU and wall seconds for the
 simulation alone (llmsim warm: after one untimed run; DRAMsim3's clock loop, not its config
-parsing), each the least of ``--repeat`` runs (default 1). CPU seconds are the speed comparison (wall
+parsing), each the least of ``--repeat`` runs (default 1), the two tools' runs alternating so that
+both sample the same stretch of the machine's time. CPU seconds are the speed comparison (wall
 seconds swing with the machine's load; on a shared machine the least of several runs is the steadier
 figure); the ratio is printed for the least runs and for the medians, because a 0.1 s llmsim run can fall
 inside or outside a slow spell of a shared machine while a 1-7 s DRAMsim3 run averages over it.
@@ -87,18 +88,20 @@ def stream(name: str, n: int, spec: DramSpec) -> tuple[np.ndarray, np.ndarray]:
     return idx, write
 
 
-def llmsim_run(spec: DramSpec, idx: np.ndarray, write: np.ndarray, repeat: int = 1) -> tuple[dict, list[float]]:
-    """Results of llmsim's run, its wall seconds (the least of ``repeat`` warm runs) and every run's CPU seconds."""
+def llmsim_prepare(spec: DramSpec, idx: np.ndarray, write: np.ndarray) -> tuple[DramModel, Requests]:
+    """The model and requests of one stream, run once untimed (the Numba cache loaded)."""
     m = DramModel(spec)
     r = m.map_bursts(idx)
     req = Requests(write, r.channel, r.bank_group, r.bank, r.row, r.rank)
-    m.run(req)  # warm: Numba cache loaded
-    wall, cpu = float("inf"), []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        st = m.run(req)
-        wall = min(wall, time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
+    m.run(req)
+    return m, req
+
+
+def llmsim_run(m: DramModel, req: Requests) -> tuple[dict, float]:
+    """Results of one timed llmsim run (wall seconds in it) and its CPU seconds."""
+    t, c = time.perf_counter(), time.process_time()
+    st = m.run(req)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     bits = st.bytes * 8
     e = st.energy_j
     return {"cycles": st.cycles, "hit": st.row_hit_rate, "bw": st.bytes / st.seconds,
@@ -106,22 +109,15 @@ def llmsim_run(spec: DramSpec, idx: np.ndarray, write: np.ndarray, repeat: int =
             "wall": wall}, cpu
 
 
-def dramsim3_run(drv: Path, ini: Path, spec: DramSpec, idx: np.ndarray, write: np.ndarray,
-                 repeat: int = 1) -> tuple[dict, list[float]]:
-    """DRAMsim3's results, its wall seconds (the least of ``repeat`` runs) and every run's CPU seconds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "stream.bin"
-        np.stack([idx, write], axis=1).astype(np.int64).tofile(f)
-        runs = []
-        for _ in range(repeat):
-            res = subprocess.run([str(drv), str(ini), str(f)], capture_output=True, text=True, check=True, cwd=tmp)
-            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    d = runs[0] | {"wall_s": min(x["wall_s"] for x in runs), "cpu_s": min(x["cpu_s"] for x in runs)}
+def dramsim3_run(drv: Path, ini: Path, spec: DramSpec, f: Path) -> tuple[dict, float]:
+    """Results of one DRAMsim3 run of the stream file ``f`` (wall seconds in it) and its CPU seconds."""
+    res = subprocess.run([str(drv), str(ini), str(f)], capture_output=True, text=True, check=True, cwd=f.parent)
+    d = json.loads(res.stdout.strip().splitlines()[-1])
     n_rw = d["num_read_cmds"] + d["num_write_cmds"]
     nbytes = n_rw * spec.burst_bytes
     return {"cycles": d["cycles"], "hit": (d["num_read_row_hits"] + d["num_write_row_hits"]) / n_rw,
             "bw": nbytes / (d["cycles"] * spec.tck_s), "pj_bit": sum(d["energy_pj"].values()) / (nbytes * 8),
-            "wall": d["wall_s"]}, [x["cpu_s"] for x in runs]
+            "wall": d["wall_s"]}, d["cpu_s"]
 
 
 def main() -> int:
@@ -148,8 +144,19 @@ def main() -> int:
         spec = DramSpec.model_validate(load_yaml(ROOT / "hw_configs" / "memory" / f"{mem}.yaml", "hw_configs"))
         for name in STREAMS:
             idx, write = stream(name, a.n, spec)
-            ours, c_ours = llmsim_run(spec, idx, write, a.repeat)
-            ref, c_ref = dramsim3_run(drv, src / "configs" / CONFIGS[mem], spec, idx, write, a.repeat)
+            m, req = llmsim_prepare(spec, idx, write)
+            c_ours, c_ref, w_ours, w_ref = [], [], [], []
+            with tempfile.TemporaryDirectory() as tmp:
+                f = Path(tmp) / "stream.bin"
+                np.stack([idx, write], axis=1).astype(np.int64).tofile(f)
+                for _ in range(a.repeat):  # alternately, so both tools' runs sample the same spells of the machine
+                    ours, c = llmsim_run(m, req)
+                    c_ours.append(c)
+                    w_ours.append(ours["wall"])
+                    ref, c = dramsim3_run(drv, src / "configs" / CONFIGS[mem], spec, f)
+                    c_ref.append(c)
+                    w_ref.append(ref["wall"])
+            ours["wall"], ref["wall"] = min(w_ours), min(w_ref)
             w_ours, w_ref = min(c_ours), min(c_ref)
             x_med = statistics.median(c_ref) / statistics.median(c_ours)
             d_bw = 100 * (ours["bw"] / ref["bw"] - 1)
