@@ -20,7 +20,9 @@ median steps (on a VM the best repeat ran 7–20% faster than the median):
   library's cost per weight row, ``weight_row_s``; 2- to 16-row products over the same chain minus
   their FLOPs at the GEMM rate → ``pack_weight_bytes_per_s_by_rows`` (BLAS packs the weight before a
   multi-row GEMM; that pass streams the weight at its own rate, and the library's path depends on the
-  row count); both also on one weight ≥ 4 × the LLC, recorded in ``source:`` only;
+  row count); both also on one weight ≥ 4 × the LLC, recorded in ``source:`` only. The chains are timed
+  in rounds that run each once in turn (medians per chain): the per-row cost is a difference of two of
+  them and the byte rates subtract it, so on a shared machine they must sample the same spells;
 * pointwise kernels as the reference model calls them (GELU-tanh, ReLU, SiLU·mul, GELU·mul, add, LayerNorm,
   RMSNorm) on 64 × 1024 fp32, one thread, dispatch subtracted → ``pointwise_cycles_per_element``;
 * fork/join: the same add above the parallel grain with all threads vs one → ``parallel_region_s``.
@@ -145,6 +147,21 @@ def _time(fn: Callable[[], None], reps: int, inner: int = 1) -> list[float]:
     return out
 
 
+def _median_rounds(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+    """Median seconds of each function, timed in ``reps`` rounds that run each once in turn: timings that
+    are subtracted from each other (or compared) then sample the same stretch of the machine's time, so a
+    slow spell of a shared machine moves all of them in one round, not one of them in all rounds."""
+    for fn in fns.values():
+        fn()  # warm-up
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 def measure(quick: bool = False, progress: Progress | None = None, prefer_torch: bool = True) -> dict[str, Any]:
     """Run every benchmark; returns the raw measurements (SI units) and the machine facts."""
     say = progress or (lambda _s: None)
@@ -265,20 +282,27 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     elems = 1 << (18 if quick else 21)  # 8 MiB of fp32 (1 MiB quick)
     k_long, k_short = (2048, 128) if quick else (8192, 512)
     n_long, n_short = elems // k_long, elems // k_short
-    t_rows = {}
+    # every chain below is timed in the same rounds (one run of each in turn, medians): the per-row cost is
+    # a difference of two of them and the byte rates subtract it, so they must see the same machine
+    chains: dict[str, Callable[[], None]] = {}
     for k, n_rows in ((k_long, n_long), (k_short, n_short)):
         shaped = [be.empty(0, "fp32", (n_rows, k)) for _ in range(n_w)]
         x = be.empty(0, "fp32", (1, k))
-        t_rows[k] = statistics.median(_time(lambda x=x, shaped=shaped: run_chain(x, shaped), reps)) / n_w
-        del shaped
-    row_s = max(0.0, (t_rows[k_short] - t_rows[k_long]) / (n_short - n_long))
+        chains[f"k{k}"] = lambda x=x, shaped=shaped: run_chain(x, shaped)
+    one_row = be.empty(0, "fp32", (1, side_w))
+    chains["gemv"] = lambda: run_chain(one_row)
+    for rows in PACK_ROWS:
+        a = be.empty(0, "fp32", (rows, side_w))
+        chains[f"pack{rows}"] = lambda a=a: run_chain(a)
+    t_chain = _median_rounds(chains, reps)
+    chains.clear()  # free the shaped weights
+    row_s = max(0.0, (t_chain[f"k{k_short}"] - t_chain[f"k{k_long}"]) / n_w / (n_short - n_long))
     res["weight_row_s"] = row_s
     res["weight_row_shapes"] = f"{n_long} x {k_long} and {n_short} x {k_short}"
 
     chain_bytes = 4.0 * side_w * side_w * len(chain)
     rows_s = row_s * side_w * len(chain)  # the chain's per-row time, taken out of the byte rates
-    one_row = be.empty(0, "fp32", (1, side_w))
-    t1 = statistics.median(_time(lambda: run_chain(one_row), reps))
+    t1 = t_chain["gemv"]
     res["gemv_weight_bytes_per_s"] = chain_bytes / max(t1 - rows_s, 0.05 * t1)
     res["gemv_one_weight_bytes_per_s"] = w_bytes / rates[1]
     res["gemv_chain_side"] = side_w
@@ -289,8 +313,7 @@ def measure(quick: bool = False, progress: Progress | None = None, prefer_torch:
     # source:.
     pack = {}
     for rows in PACK_ROWS:
-        a = be.empty(0, "fp32", (rows, side_w))
-        t = statistics.median(_time(lambda a=a: run_chain(a), reps))
+        t = t_chain[f"pack{rows}"]
         compute = 2.0 * rows * chain_bytes / 4.0 / gemm["fp32"]
         pack[rows] = chain_bytes / max(t - compute - rows_s, 0.05 * t)
     res["pack_weight_bytes_per_s_by_rows"] = pack
@@ -440,7 +463,8 @@ def build_preset(res: dict[str, Any], name: str | None = None) -> dict[str, Any]
                       + llc_source(res, f.caches[-1].size_bytes),
             "pointwise": "pointwise_cycles_per_element = (best-of-repeats time of the function on 64 x 1024 "
                          "fp32, one thread, minus one dispatch) x clock / elements, as the reference model calls it",
-            "blas": "all as nn.Linear calls the BLAS (x . w^T, weight stored [out, in]), median of repeats; "
+            "blas": "all as nn.Linear calls the BLAS (x . w^T, weight stored [out, in]), median of repeats, the "
+                    "chains below timed in the same rounds (each once in turn); "
                     "weight_row_s = (time of 1-row products over a chain of 8 MiB weights shaped "
                     f"{res.get('weight_row_shapes', '?')}) difference / row-count difference: the library's cost "
                     "per weight row (output column), taken out of the rates below; "
