@@ -1,6 +1,7 @@
 """Laws of the spec layer: strangers are refused with their path; extends merges; --set type-checks."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from llmsim.config.loader import (
     load_hardware,
     load_model,
     make_scenario,
+    parse_set,
     split_overrides,
 )
 from llmsim.errors import ConfigError
@@ -89,6 +91,17 @@ def test_deep_merge_and_apply_set_do_not_mutate_inputs():
     b = deep_merge(a, {"x": {"y": 5}})
     assert a["x"]["y"] == 1 and b == {"x": {"y": 5, "z": 2}}
     assert apply_set({"k": {"v": 1}}, ["k", "v"], 3, "hw") == {"k": {"v": 3}}
+
+
+def test_set_reaches_maps_keyed_by_integers():
+    # a calibrated CPU preset keys its packing rates by row count (YAML integers); --set gives strings
+    assert apply_set({"r": {2: 1.0, 4: 2.0}}, ["r", "4"], 5.0, "hw") == {"r": {2: 1.0, 4: 5.0}}
+    with pytest.raises(ConfigError, match="hw.r.3: no such field"):
+        apply_set({"r": {2: 1.0, 4: 2.0}}, ["r", "3"], 5.0, "hw")
+    run = Path(__file__).parents[1] / "benchmarks/data/cpu_validation/epyc-2026-12-07-s7/run4/calibrated.yaml"
+    hw = load_hardware(run, parse_set(["pack_weight_bytes_per_s_by_rows.4=1e9"]))
+    assert hw.pack_weight_bytes_per_s_by_rows[4] == 1e9 and hw.pack_rate(4) == pytest.approx(1e9)
+    assert hw.pack_rate(8) == load_hardware(run).pack_rate(8)
 
 
 HF = {

@@ -177,6 +177,8 @@ def apply_set(data: dict, path: list[str], value: Any, label: str) -> dict:
         where = ".".join([label, *path[: i + 1]])
         if isinstance(node, list) and key.isdigit() and int(key) < len(node):
             key = int(key)  # type: ignore[assignment]
+        elif isinstance(node, dict) and key not in node and key.isdigit() and int(key) in node:
+            key = int(key)  # type: ignore[assignment]  # a map keyed by integers (rates by row count)
         elif not isinstance(node, dict) or key not in node:
             raise ConfigError(f"--set {where}: no such field")
         if i == len(path) - 1:
