@@ -502,10 +502,10 @@ def sweep(spec_path, out_dir, backend, workers, ray_address, force, max_points, 
 
 
 @main.command()
-@click.argument("input_path", metavar="RESULT.json|SWEEP_DIR|VALIDATE.json")
+@click.argument("input_path", metavar="RESULT.json|SWEEP_DIR|VALIDATE.json|SERVE.json")
 @click.option("-o", "--out", "out", required=True, metavar="OUT.html")
 def report(input_path, out):
-    """Write one self-contained HTML report (works offline) for a run, a sweep or a validation."""
+    """Write one self-contained HTML report (works offline) for a run, a sweep, a validation or a serve run."""
     from llmsim.report import load_input
 
     _out(out, "-o")

@@ -33,6 +33,10 @@ def test_serve_writes_byte_identical_json_for_the_same_seed(tmp_path):
     assert "rate 20/s" in r.output and "rate 40/s" in r.output
     html = (tmp_path / "r.html").read_text()
     assert html.count('class="plotly-graph-div') == 7 and "Rate curve" in html and "SLO" in html
+    # `llmsim report` reads the saved JSON back into the same report
+    r = _run("report", str(p), "-o", str(tmp_path / "again.html"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "again.html").read_text().count('class="plotly-graph-div') == 7
 
 
 @pytest.mark.parametrize("trace", [TRACE, TRACE.with_suffix(".csv")])

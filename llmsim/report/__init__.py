@@ -24,7 +24,7 @@ __all__ = ["detect", "load_input", "render", "write_report"]
 
 
 def load_input(path: str | Path) -> dict[str, Any]:
-    """Read a run/validation JSON file or a sweep folder into the dict :func:`write_report` takes."""
+    """Read a run/validation/serve JSON file or a sweep folder into the dict :func:`write_report` takes."""
     path = Path(path)
     if path.is_dir():
         from llmsim.sweep.store import RESULTS, SPEC, read_rows
@@ -57,9 +57,11 @@ def load_input(path: str | Path) -> dict[str, Any]:
 
 
 def detect(data: dict[str, Any]) -> str:
-    """``run``, ``sweep`` or ``validation``; an error naming the keys looked for otherwise."""
+    """``run``, ``sweep``, ``validation`` or ``serve``; an error naming the keys looked for otherwise."""
     if not isinstance(data, dict):
         raise LlmsimError("report input must be a JSON object or a sweep folder")
+    if data.get("kind") == "serve":
+        return "serve"
     if data.get("kind") == "validation" or "cases" in data or "op_classes" in data:
         return "validation"
     if data.get("kind") == "sweep" or "rows" in data:
@@ -67,7 +69,7 @@ def detect(data: dict[str, Any]) -> str:
     if "ttft_s" in data and "step_details" in data:
         return "run"
     raise LlmsimError("report input not recognised: expected a run JSON (ttft_s, step_details), a sweep folder "
-                      "(results.jsonl) or a validation JSON (cases)")
+                      "(results.jsonl), a validation JSON (cases) or a serve JSON (kind: serve)")
 
 
 def render(data: dict[str, Any]) -> str:
@@ -77,6 +79,8 @@ def render(data: dict[str, Any]) -> str:
         from llmsim.report.run import build
     elif kind == "sweep":
         from llmsim.report.sweep import build
+    elif kind == "serve":
+        from llmsim.serving.report import build
     else:
         from llmsim.report.validation import build
     try:
