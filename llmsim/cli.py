@@ -276,11 +276,16 @@ def step(hw, model_name, dtype, mode, fidelity, sets, json_out, phase, batch, se
     hw_spec, model, sc = _specs(hw, model_name, sets, fields, dtype, quant)
     _compile_notice()
     res, cfg = simulate_one_step(hw_spec, model, sc, phase, batch, seq=seq, context=context, fidelity=fidelity)
-    d = res.to_dict(trace=True) | {"config": cfg}
+    from llmsim.engine.footprint import step_footprint
+    from llmsim.report.text import memory_line
+
+    mem = step_footprint(hw_spec, model, sc, phase, batch, seq=seq, context=context)
+    d = res.to_dict(trace=True) | {"memory_footprint": mem, "config": cfg}
     click.echo(f"{model.name} {phase} step on {hw_spec.name}: latency {_fmt_s(res.latency_s)}, "
                f"energy {_fmt_j(res.energy_j)}, {res.flops / 1e9:.2f} GFLOP")
     for k, v in sorted(res.latency_breakdown_s.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {k:<12} {_fmt_s(v):>12}  {100 * v / res.latency_s:5.1f}%")
+    click.echo(memory_line(mem))
     if json_out:
         write_json(json_out, d)
         click.echo(f"wrote {json_out}")

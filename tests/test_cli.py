@@ -29,6 +29,11 @@ def test_step_and_op_commands(run_cli, tmp_path):
     assert p.returncode == 0, p.stderr
     d = json.loads(out.read_text())
     assert d["context_len"] == 64 and d["latency_s"] > 0 and d["batch"] == 2
+    # the step's memory: 2 sequences of 64 + 1 tokens of K/V (gpt2: 12 layers x 2 x 768 fp16 values a token)
+    m = d["memory_footprint"]
+    assert m["kv_cache_bytes"] == 2 * 65 * 12 * 2 * 768 * 2 and m["context"] == 65
+    assert m["weights_bytes"] + m["kv_cache_bytes"] + m["activations_bytes"] + m["free_bytes"] == m["capacity_bytes"]
+    assert "memory: weights" in p.stdout
     p = run_cli("op", "--hw", "npu-ws-128", "--kind", "matmul", "--shape", "128,768,2304", "--json", str(out))
     assert p.returncode == 0, p.stderr
     d = json.loads(out.read_text())

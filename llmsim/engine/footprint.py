@@ -58,3 +58,24 @@ def memory_footprint(hw: Any, model: ModelSpec, sc: Scenario, prefill: nx.DiGrap
         "free_bytes": free, "max_batch": max_batch, "max_context": max_context, "max_context_limit": limit,
         "context": context,
     }
+
+
+def step_footprint(hw: Any, model: ModelSpec, sc: Scenario, phase: str, batch: int, seq: int | None = None,
+                   context: int | None = None) -> dict[str, Any]:
+    """:func:`memory_footprint` of one step (``llmsim step``), counted as ``llmsim run`` counts a
+    generation that has reached it: ``batch`` sequences of ``seq`` prompt tokens (a prefill) or of
+    ``context`` + 1 tokens (a decode step writes its token's K/V; an encoder-decoder's decoder tokens
+    on top of its encoder length, the scenario's prompt); activations from that step's own graph."""
+    from llmsim.graph.lower import lower_decode, lower_prefill
+
+    if phase == "prefill":
+        g = lower_prefill(model, sc, batch=batch, seq=seq)
+        step_sc = sc.model_copy(update={"batch": batch, "prompt": int(seq), "gen": 0})
+    else:
+        c = int(context or sc.prompt)
+        g = lower_decode(model, sc, context=c, batch=batch)
+        if model.arch == "encoder-decoder":
+            step_sc = sc.model_copy(update={"batch": batch, "gen": c + 1})
+        else:
+            step_sc = sc.model_copy(update={"batch": batch, "prompt": c + 1, "gen": 0})
+    return memory_footprint(hw, model, step_sc, g)

@@ -36,7 +36,8 @@ TOPICS: dict[str, str] = {
         f"  {k:<16} {v}" for k, v in ENERGY_COMPONENTS.items())
         + "\n  (other names)    a compute unit or on-chip level named in the hardware preset, or (analytic fidelity) "
           "a memory level of bytes_by_level: its bytes x its energy per byte",
-    "memory": "memory_footprint in every run result: capacity, weights, KV cache (batch x (prompt + gen) tokens), "
+    "memory": "memory_footprint in every run and step result (a step: its batch at its prompt, or at its context "
+              "+ 1 tokens): capacity, weights, KV cache (batch x (prompt + gen) tokens), "
               "activations (largest single-op activation working set of prefill) and free bytes; max_batch is the "
               "largest batch that fits at this context, max_context the longest context at this batch "
               "(max_context_limit says whether memory or the model's max_positions limits it).",
@@ -70,6 +71,14 @@ def host_bound_share(d: dict[str, Any]) -> float:
     return d.get("busy_by_unit_s", {}).get("host", 0.0) / total if total else 0.0
 
 
+def memory_line(m: dict[str, Any]) -> str:
+    """One line of :func:`llmsim.engine.footprint.memory_footprint`: where main memory goes, what fits."""
+    return (f"  memory: weights {_gb(m['weights_bytes'])}, KV cache {_gb(m['kv_cache_bytes'])}, "
+            f"activations {_gb(m['activations_bytes'])}, free {_gb(m['free_bytes'])} of "
+            f"{_gb(m['capacity_bytes'])}; fits batch <= {m['max_batch']} at this context, context <= "
+            f"{m['max_context']} at this batch ({m['max_context_limit']})")
+
+
 def run_summary(d: dict[str, Any], title: str) -> list[str]:
     """The lines ``llmsim run`` prints for a run result dict."""
     lines = [title,
@@ -96,10 +105,7 @@ def run_summary(d: dict[str, Any], title: str) -> list[str]:
                      "commands " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(cmds.items())))
     m = d.get("memory_footprint") or {}
     if m:
-        lines.append(f"  memory: weights {_gb(m['weights_bytes'])}, KV cache {_gb(m['kv_cache_bytes'])}, "
-                     f"activations {_gb(m['activations_bytes'])}, free {_gb(m['free_bytes'])} of "
-                     f"{_gb(m['capacity_bytes'])}; fits batch <= {m['max_batch']} at this context, context <= "
-                     f"{m['max_context']} at this batch ({m['max_context_limit']})")
+        lines.append(memory_line(m))
     share = host_bound_share(d)
     if d.get("config", {}).get("scenario", {}).get("mode") == "eager" and share > 0.9:
         lines.append(f"  host-bound: eager dispatch keeps the host busy {100 * share:.0f}% of the time, so TTFT and "
