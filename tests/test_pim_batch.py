@@ -46,6 +46,16 @@ def test_batch1_attention_cost_is_bit_identical(shape):
     assert (c.seconds, sum(c.energy_j.values())) == ATTENTION_BATCH1[shape]
 
 
+def test_a_sliding_window_caps_the_keys_each_prefill_query_reads():
+    dev = build_device(load_hardware("pim"))
+    full = dev.cost(f.attention("a", 1, 12, 12, 512, 512, 64, dtype=BF, causal=True))
+    wide = dev.cost(f.attention("a", 1, 12, 12, 512, 512, 64, dtype=BF, causal=True, window=512))
+    narrow = dev.cost(f.attention("a", 1, 12, 12, 512, 512, 64, dtype=BF, causal=True, window=64))
+    assert wide.seconds == full.seconds  # a window no shorter than the sequence changes nothing
+    # at most 64 keys a query against 256.5 on average (a query's fixed costs keep it above a quarter)
+    assert narrow.seconds < 0.7 * full.seconds
+
+
 # ---- batch-parallel attention laws -------------------------------------------------------------------
 
 def _dev(preset: str = "pim", *sets: str):

@@ -177,7 +177,9 @@ class BatchAttention:
         if self.last_query_only:
             return [self.Skv]
         if self.op.attr("causal"):
-            return [self.Skv - self.Sq + i + 1 for i in range(self.Sq)]
+            keys = [self.Skv - self.Sq + i + 1 for i in range(self.Sq)]
+            w = self.op.attr("window")  # sliding-window attention: a query sees at most w keys
+            return [min(k, w) for k in keys] if w else keys
         return [self.Skv] * self.Sq
 
     def vector_options(self) -> list[int]:
