@@ -56,6 +56,24 @@ def test_a_sliding_window_caps_the_keys_each_prefill_query_reads():
     assert narrow.seconds < 0.7 * full.seconds
 
 
+@pytest.mark.parametrize("preset", ["pim", "hbm3-pim"])
+def test_a_variable_length_batch_is_costed_sequence_by_sequence(preset):
+    dev = _dev(preset)
+    lens = (20, 100, 300, 600, 900)
+    mixed = dev.cost(f.attention_varlen("a", [(1, k) for k in lens], 12, 12, 64, dtype=BF))
+    longest = dev.cost(f.attention("a", 5, 12, 12, 1, 900, 64, dtype=BF, causal=True))
+    shortest = dev.cost(f.attention("a", 5, 12, 12, 1, 20, 64, dtype=BF, causal=True))
+    # was: every sequence at the longest context; with a group per sequence (hbm3-pim's 160 channels) the
+    # longest sequence's group still sets the time, but every other group reads only its own keys
+    assert shortest.seconds < mixed.seconds <= longest.seconds
+    e = lambda c: sum(c.energy_j.values())  # noqa: E731
+    assert e(shortest) < e(mixed) < e(longest)
+    # equal lengths through the per-sequence path cost what the uniform op costs
+    same = dev.cost(f.attention_varlen("a", [(1, 300)] * 5, 12, 12, 64, dtype=BF))
+    uniform = dev.cost(f.attention("a", 5, 12, 12, 1, 300, 64, dtype=BF, causal=True))
+    assert same.seconds == pytest.approx(uniform.seconds, rel=1e-12) and e(same) == pytest.approx(e(uniform), rel=1e-12)
+
+
 # ---- batch-parallel attention laws -------------------------------------------------------------------
 
 def _dev(preset: str = "pim", *sets: str):

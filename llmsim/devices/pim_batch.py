@@ -171,16 +171,20 @@ class BatchAttention:
         self.parts: dict[tuple[int, int, int, int], tuple] = {}
         self.groups: dict[tuple, tuple] = {}
         self.last_query_only = last_query_only
+        # variable-length batches: every sequence's (Sq, Skv), dealt to the groups sequence by sequence
+        self.varlen: tuple[tuple[int, int], ...] | None = op.attr("varlen") if self.B > 1 else None
 
-    def skvs(self) -> list[int]:
-        """Keys seen by each query of one sequence (only the last query's: a proxy for ranking splits)."""
+    def skvs(self, sq: int | None = None, skv: int | None = None) -> list[int]:
+        """Keys seen by each query of one sequence of ``sq`` queries over ``skv`` keys (default: the op's
+        Sq and Skv; only the last query's: a proxy for ranking splits)."""
+        sq, skv = sq or self.Sq, skv or self.Skv
         if self.last_query_only:
-            return [self.Skv]
+            return [skv]
         if self.op.attr("causal"):
-            keys = [self.Skv - self.Sq + i + 1 for i in range(self.Sq)]
+            keys = [skv - sq + i + 1 for i in range(sq)]
             w = self.op.attr("window")  # sliding-window attention: a query sees at most w keys
             return [min(k, w) for k in keys] if w else keys
-        return [self.Skv] * self.Sq
+        return [skv] * sq
 
     def vector_options(self) -> list[int]:
         """Query vectors per K/V burst the mapper may use: 1 (every query head reads its K/V rows, as
@@ -234,6 +238,34 @@ class BatchAttention:
                 asic_t.append((tx, tr))
                 total = total + cost
         return flow(bank_t, asic_t, share), total, bank_t, asic_t
+
+    def deal(self, kinds: tuple[GroupKind, ...]) -> list[tuple[int, tuple[tuple[int, int], ...]]]:
+        """A variable-length batch's sequences dealt to the groups of ``kinds``: (channels, sequences) per
+        group. Longest first, each to the group (with a free sequence slot) whose work so far — keys read
+        over its channels — is least (a mapper balancing its groups; ties: the earlier group)."""
+        slots = [(k.channels, k.seqs) for k in kinds for _ in range(k.groups)]
+        load, held = [0.0] * len(slots), [[] for _ in slots]
+        for sq, skv in sorted(self.varlen, key=lambda x: (-sum(self.skvs(*x)), x)):
+            g = min((i for i, (_, n) in enumerate(slots) if len(held[i]) < n), key=lambda i: load[i])
+            held[g].append((sq, skv))
+            load[g] += sum(self.skvs(sq, skv)) / slots[g][0]
+        return [(c, tuple(h)) for (c, _), h in zip(slots, held, strict=True)]
+
+    def seq_group(self, channels: int, seqs: tuple[tuple[int, int], ...], units: int, share: int,
+                  vec: int) -> tuple[float, Cost, list, list]:
+        """:meth:`group` for one group of a variable-length batch holding the sequences ``seqs`` (a unit
+        shared by ``share`` groups is modelled as serving copies of this one, as for equal sequences)."""
+        key = (channels, seqs, units, share, vec)
+        if key not in self.groups:
+            bank_t, asic_t, total = [], [], Cost()
+            for sq, skv in seqs:
+                for keys in self.skvs(sq, skv):
+                    ts, tx, tc, tr, cost = self.query(channels, units, keys, vec)
+                    bank_t.append((ts, tc))
+                    asic_t.append((tx, tr))
+                    total = total + cost
+            self.groups[key] = (flow(bank_t, asic_t, share), total, bank_t, asic_t)
+        return self.groups[key]
 
     def asic_split(self, G: int) -> tuple[int, int]:
         """(ASIC units per group, groups per unit)."""
@@ -293,16 +325,24 @@ class BatchAttention:
     def _split(self, vec: int, G: int) -> Plan:
         units, share = self.asic_split(G)
         kinds = group_kinds(self.B, self.g.channels, G)
-        t = max(self.group(k, units, share, vec)[0] for k in kinds)
+        if self.varlen:
+            t = max(self.seq_group(c, seqs, units, share, vec)[0] for c, seqs in self.deal(kinds))
+        else:
+            t = max(self.group(k, units, share, vec)[0] for k in kinds)
         return Plan(G, kinds, units, share, t, vec)
 
     def cost(self) -> Cost:
         p = self.plan()
-        total = None
-        for k in p.kinds:
-            t, c, bank_t, asic_t = self.group(k, p.units, p.share, p.vectors)
-            c = _scaled(c, k.groups)
-            total = c if total is None else total + c
+        if self.varlen:  # every group its own sequences
+            runs = [self.seq_group(c, seqs, p.units, p.share, p.vectors) for c, seqs in self.deal(p.kinds)]
+            costs = [r[1] for r in runs]
+        else:  # groups of a kind alike: one costed, times their count
+            runs = [self.group(k, p.units, p.share, p.vectors) for k in p.kinds]
+            costs = [_scaled(r[1], k.groups) for r, k in zip(runs, p.kinds, strict=True)]
+        total = costs[0]
+        for c in costs[1:]:
+            total = total + c
+        bank_t, asic_t = runs[-1][2], runs[-1][3]
         if p.groups == 1 and len(bank_t) == 1:
             (ts, tc), (tx, tr) = bank_t[0], asic_t[0]
             phases = tuple(Phase(u, s) for u, s in (("banks", ts), ("asic", tx), ("banks", tc), ("asic", tr)) if s)
