@@ -109,9 +109,12 @@ def main() -> None:
               help="ragged batch: per-request prompt lengths (128,512,900) or a file of them; padded vs packed")
 @click.option("--trace", "trace_out", default=None, metavar="OUT.json",
               help="write the per-op, per-unit timeline (Chrome trace events: Perfetto, chrome://tracing)")
+@click.option("--trace-steps", default="all", show_default=True, metavar="all|representative|A:B|I,J,...",
+              help="steps --trace keeps (0 = the prefill; representative: the prefill, first and last decode; "
+                   "A:B: steps A to B-1), each at its place on the run's timeline")
 @parallel_options
 def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, gen, report_out, quant, speculative,
-        exit_spec, prompts, trace_out, tp=None, pp=None, ep=None, dp=None, micro=None):
+        exit_spec, prompts, trace_out, trace_steps="all", tp=None, pp=None, ep=None, dp=None, micro=None):
     """Simulate a whole generation: prefill, then every decode step."""
     from llmsim.engine import simulate
     from llmsim.graph.lower import check_generation
@@ -131,6 +134,12 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
     chosen = [o for o, v in (("--speculative", speculative), ("--exit", exit_spec), ("--prompts", prompts)) if v]
     if len(chosen) > 1:
         raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
+    if trace_steps != "all":
+        if not trace_out:
+            raise LlmsimError("--trace-steps selects the steps of --trace OUT.json; give --trace too")
+        from llmsim.report.trace import select_steps
+
+        select_steps(trace_steps, sc.gen)  # refused before the run, not after it (gen steps: prefill + decodes)
     if chosen and (report_out or trace_out):
         flag = "--report" if report_out else "--trace"
         raise LlmsimError(f"{flag} is not available with {chosen[0]} yet (its --json holds the comparison)")
@@ -164,12 +173,17 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
         write_json(json_out, d)
         click.echo(f"wrote {json_out}")
     if trace_out:
-        from llmsim.report.trace import chrome_trace
+        from llmsim.report.trace import chrome_trace, select_steps
 
-        steps = [s.to_dict(trace=True) | {"index": i} for i, s in enumerate(res.steps)]
+        keep = select_steps(trace_steps, len(res.steps))
+        starts = [0.0]
+        for s in res.steps[:-1]:
+            starts.append(starts[-1] + s.latency_s)
+        steps = [res.steps[i].to_dict(trace=True) | {"index": i, "start_s": starts[i]} for i in keep]
         write_atomic(trace_out, json.dumps(chrome_trace(steps, f"{model.name} on {hw_spec.name}"),
                                            allow_nan=False, separators=(",", ":")))
-        click.echo(f"wrote {trace_out}")
+        more = "" if len(keep) < 64 else " (--trace-steps keeps fewer)"
+        click.echo(f"wrote {trace_out}: {len(keep)} of {len(res.steps)} steps{more}")
     if report_out:
         _report(d, report_out)
 

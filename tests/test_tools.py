@@ -54,6 +54,21 @@ def test_trace_events_add_up_to_the_step_times(runs):
             assert per_unit == pytest.approx(busy_by_step[i], rel=1e-9)
 
 
+def test_trace_steps_keeps_the_chosen_steps_at_their_place_on_the_timeline(tmp_path):
+    base = ["run", "--hw", "pim", "--model", "gpt2", "--prompt", "8", "--gen", "5", "--fidelity", "analytic"]
+    out = _invoke(*base, "--json", str(tmp_path / "r.json"), "--trace", str(tmp_path / "t.json"),
+                  "--trace-steps", "2:4").output
+    assert "2 of 5 steps" in out
+    run = json.loads((tmp_path / "r.json").read_text())
+    steps = [e for e in json.loads((tmp_path / "t.json").read_text())["traceEvents"] if e.get("cat") == "step"]
+    assert [e["name"] for e in steps] == ["decode 2", "decode 3"]
+    starts = [sum(s["latency_s"] for s in run["steps"][:i]) for i in (2, 3)]
+    assert [e["ts"] * 1e-6 for e in steps] == pytest.approx(starts, rel=1e-9)
+    for bad, msg in (("7", "steps 0..4"), ("a:b", "expected all"), ("", "expected all")):
+        r = CliRunner().invoke(main, [*base, "--trace", str(tmp_path / "u.json"), "--trace-steps", bad])
+        assert r.exit_code != 0 and msg in r.output and not (tmp_path / "u.json").exists()
+
+
 def test_diff_of_a_run_with_itself_changes_nothing_and_more_channels_show(runs):
     same = _invoke("diff", str(runs / "a.json"), str(runs / "a.json")).output
     assert "ttft_s" in same and "bytes_by_level" in same and "%" not in same.split("change", 1)[1]

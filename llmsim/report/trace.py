@@ -16,12 +16,14 @@ US = 1e6
 
 def chrome_trace(steps: list[dict[str, Any]], label: str = "llmsim") -> dict[str, Any]:
     """Trace-event JSON object from step dicts that carry ``trace`` (per-op records with
-    ``segments``), ``latency_s``, ``phase`` and ``index``/``step``."""
+    ``segments``), ``latency_s``, ``phase`` and ``index``/``step``, and optionally ``start_s`` (the
+    step's start on the run's timeline; default: right after the previous step)."""
     events: list[dict[str, Any]] = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": label}},
                                     {"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "steps"}}]
     tids: dict[str, int] = {}
     t0 = 0.0
     for s in steps:
+        t0 = s.get("start_s", t0)  # a step kept out of a longer run sits where the run had it
         idx = s.get("index", s.get("step"))
         name = f"{s['phase']} {idx}"
         events.append({"ph": "X", "pid": 1, "tid": 0, "name": name, "cat": "step", "ts": t0 * US,
@@ -37,3 +39,27 @@ def chrome_trace(steps: list[dict[str, Any]], label: str = "llmsim") -> dict[str
     for unit, tid in tids.items():
         events.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name", "args": {"name": unit}})
     return {"traceEvents": events, "displayTimeUnit": "ns"}
+
+
+def select_steps(spec: str, n: int) -> list[int]:
+    """Step indices of a run of ``n`` steps that ``--trace-steps`` keeps: ``all``, ``representative``
+    (the prefill, first and last decode step, as ``--json`` keeps their traces), ``A:B`` (steps A to
+    B - 1; either end may be left out) or ``I,J,...``; an error naming the option otherwise."""
+    from llmsim.errors import LlmsimError
+
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(n))
+    if spec == "representative":
+        return sorted({0, min(1, n - 1), n - 1})
+    try:
+        if ":" in spec:
+            a, _, b = spec.partition(":")
+            keep = list(range(n))[slice(int(a) if a else None, int(b) if b else None)]
+        else:
+            keep = sorted({int(x) for x in spec.split(",")})
+    except ValueError:
+        raise LlmsimError(f"--trace-steps {spec!r}: expected all, representative, A:B or I,J,...") from None
+    if not keep or keep[0] < 0 or keep[-1] >= n:
+        raise LlmsimError(f"--trace-steps {spec!r}: this run has steps 0..{n - 1} (0 = the prefill)")
+    return keep
