@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmsim.errors import ConfigError
-from llmsim.sweep import SweepSpec, read_rows, run_sweep
+from llmsim.sweep import SweepSpec, config_hash, read_rows, run_sweep
 from llmsim.sweep.space import SERVE_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +168,24 @@ def test_a_layout_the_flags_refuse_is_a_failed_point_with_their_message(tmp_path
     res = run_sweep(SweepSpec.load(_spec(tmp_path, text)), tmp_path / "out", workers=1)
     (row,) = read_rows(tmp_path / "out" / "results.jsonl")
     assert res.errors == 1 and row["status"] == "error" and error in row["error"]
+
+
+def test_a_system_point_is_keyed_by_its_devices_resolved_presets(tmp_path):
+    # the system names a device preset by path: editing that file must give its points new keys
+    dev = tmp_path / "gpu.yaml"
+    system = tmp_path / "sys.yaml"
+    base = (ROOT / "hw_configs" / "system" / "dgx-h100.yaml").read_text()
+    system.write_text(base.replace("gpu: {preset: h100, count: 8}", f"gpu: {{preset: {dev}, count: 8}}"))
+    text = (f"hw: {system}\nmodel: llama-2-7b\nfidelity: analytic\n"
+            "serve: {rate: 4, requests: 2, prompt_dist: 'fixed:16', output_dist: 'fixed:2', tp: 2}\n")
+    keys = []
+    for eff in (0.98, 0.9):
+        dev.write_text(f"extends: h100\nname: my-gpu\nmemory_efficiency: {eff}\n")
+        (point,), _ = SweepSpec.load(_spec(tmp_path, text)).points()
+        cfg = point.config()
+        assert cfg["devices"]["gpu"]["memory_efficiency"] == eff and config_hash(cfg) == point.key
+        keys.append(point.key)
+    assert keys[0] != keys[1]
 
 
 def test_a_system_preset_needs_a_serve_block(tmp_path):

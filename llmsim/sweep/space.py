@@ -46,7 +46,7 @@ import itertools
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +115,15 @@ class Point:
     fidelity: str
     key: str = field(default="")
     serve: dict | None = None
+    devices: dict | None = None  # a system's device groups, their presets resolved (hashed and saved with it)
 
     def config(self) -> dict[str, Any]:
         cfg = {"hw": self.hw, "model": self.model, "scenario": self.scenario, "fidelity": self.fidelity}
-        return cfg if self.serve is None else cfg | {"serve": self.serve}
+        if self.serve is not None:
+            cfg["serve"] = self.serve
+        if self.devices is not None:
+            cfg["devices"] = self.devices
+        return cfg
 
     def context(self) -> dict[str, Any]:
         """The names a constraint may read about the point's config."""
@@ -403,10 +408,14 @@ class SweepSpec:
                 if label not in dicts:
                     raise ConfigError(f"derived '{path}': must start with hw., model. or scenario.")
                 apply_set(dicts[label], rest, evaluate(expr, dicts, f"derived '{path}'"), label)
+            devices = None
             if dicts["hw"].get("kind") == "system":
-                from llmsim.system.spec import SystemSpec
+                from llmsim.system.spec import SystemSpec, load_group_device_spec
 
-                hw = validate(SystemSpec, dicts["hw"], "hw").model_dump(mode="json")
+                system = validate(SystemSpec, dicts["hw"], "hw")
+                hw = system.model_dump(mode="json")
+                # a system names its devices' presets: the point's key must change when a preset does
+                devices = {g: load_group_device_spec(system, g).model_dump(mode="json") for g in system.devices}
             else:
                 hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
@@ -418,10 +427,8 @@ class SweepSpec:
         except ConfigError as e:
             point = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ConfigError(f"{self.source}: point ({point}): {e}") from None
-        cfg = {"hw": hw, "model": model, "scenario": scenario, "fidelity": fidelity}
-        if serve is not None:
-            cfg["serve"] = serve
-        return Point(values, hw, model, scenario, fidelity, config_hash(cfg), serve)
+        point = Point(values, hw, model, scenario, fidelity, "", serve, devices)
+        return replace(point, key=config_hash(point.config()))
 
     def config_constraints(self) -> list[str]:
         return [c for c in self.constraints if not (names_in(c) & set(self.metrics))]
