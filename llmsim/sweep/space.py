@@ -223,6 +223,8 @@ class SweepSpec:
     base_dir: Path
     source: str = "<spec>"
     serve: dict[str, Any] | None = None   # a validated ServeRun dump: every point is a serve run
+    # a system's resolved device presets by (preset, set:), loaded once per spec, not once per point
+    _devices: dict[tuple[str, str], dict] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -415,7 +417,12 @@ class SweepSpec:
                 system = validate(SystemSpec, dicts["hw"], "hw")
                 hw = system.model_dump(mode="json")
                 # a system names its devices' presets: the point's key must change when a preset does
-                devices = {g: load_group_device_spec(system, g).model_dump(mode="json") for g in system.devices}
+                devices = {}
+                for g, grp in system.devices.items():
+                    k = (grp.preset, json.dumps(grp.set, sort_keys=True, default=str))
+                    if k not in self._devices:
+                        self._devices[k] = load_group_device_spec(system, g).model_dump(mode="json")
+                    devices[g] = self._devices[k]
             else:
                 hw = validate_hardware(dicts["hw"], "hw").model_dump(mode="json")
             model = validate(ModelSpec, dicts["model"], "model").model_dump(mode="json")
