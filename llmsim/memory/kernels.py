@@ -20,17 +20,21 @@ Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory
     bank's command queue. A drain batch takes every write buffered when it starts; it starts when
     the buffer reaches the high watermark, or holds more than the low watermark while no command is
     queued, or when the stream has ended and only writes remain;
-  * every constraint is kept as ``ready[channel, node, cmd]`` (earliest legal cycle), raised by
-    ``_issue`` from the table rows of the command just issued.
+  * every constraint is kept per bank as ``ready[channel, cmd, bank]`` (earliest legal cycle): when
+    a command issues, each table row it precedes raises the bound on every bank of the row's node
+    (its bank, bank group, rank or channel, or the other ranks' banks), so a bank's earliest cycle
+    for a command is one load. Windowed rows (tFAW) keep their command history per node.
 How it stays fast without changing a command: each bank keeps the number of queued reads and writes
 that hit its open row, so its candidates (ACT or PRE of the head, RD / WR of the first hit) and their
-earliest cycles cost O(1) (``_cands``); each bank keeps a lower bound of its next ready cycle, and the
+earliest cycles cost O(1) (``_cands``); a request is one packed word (row, bank, op; ``ROW_SHIFT``)
+and the queues hold the words, so the scheduler never looks a request up through an index; each bank keeps a lower bound of its next ready cycle, and the
 channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
 only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
 and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
 is a branch-free minimum, found once a cycle (the bank found when deciding whether the next cycle is
 busy is the one the mover takes then, unless a full command queue gained room or a drain started);
-a bank command's constraint rows are precomputed per bank as (flat index, latency) pairs; and the loop
+a bank command's constraint rows are precomputed per bank as (bank range, latency) triples, rows
+over the same range merged, each raised by a vector max; and the loop
 jumps straight to the next cycle in which anything can happen (a command, a refresh step, a request
 moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
@@ -57,6 +61,10 @@ F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
 PAGE_OPEN, PAGE_CLOSED, PAGE_ADAPTIVE = 0, 1, 2
 
 _MASK31 = 0x7FFFFFFF
+# a request as one int64, (row << ROW_SHIFT) | (bank << 2) | op: the front end, the queues and the
+# scheduler read one word instead of three arrays through an index (simulate packs them by channel)
+ROW_SHIFT = 18
+BANK_MASK = (1 << (ROW_SHIFT - 2)) - 1
 
 
 @njit(cache=True)
@@ -72,34 +80,49 @@ def hash31(i: int, seed: int, salt: int) -> int:
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _ready(ready, b, cmd, nodes):
-    """Earliest cycle the table allows ``cmd`` on bank ``b``: the latest bound of its bank, bank group,
-    rank and channel nodes and of the other ranks' rank-switch bounds (``nodes``: see simulate)."""
-    v = max(ready[nodes[b, 0], cmd], ready[nodes[b, 1], cmd], ready[nodes[b, 2], cmd],
-            ready[nodes[b, 3], cmd])
-    o = nodes[b, 3] + 1
-    r = nodes[b, 4]
-    for rr in range(nodes[nodes.shape[0] - 1, 4] + 1):
-        if rr != r and ready[o + rr, cmd] > v:
-            v = ready[o + rr, cmd]
-    return v
+def _ready(ready, b, cmd):
+    """Earliest cycle the table allows ``cmd`` on bank ``b`` (``ready[cmd, b]``: every row that covers
+    the bank has raised it when its preceding command issued)."""
+    return ready[cmd, b]
 
 
 @njit(cache=True, _nrt=False)
-def _ready_all(ready, lo, hi, cmd, nodes):
+def _ready_all(ready, lo, hi, cmd):
     """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
     v = 0
     for b in range(lo, hi):
-        v = max(v, _ready(ready, b, cmd, nodes))
+        v = max(v, ready[cmd, b])
     return v
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _raise(flat, lo, hi, v):
+    """``flat[lo:hi] = max(flat[lo:hi], v)`` (a view, so the loop runs on vector loads and stores)."""
+    seg = flat[lo:hi]
+    for x in range(seg.shape[0]):
+        seg[x] = max(seg[x], v)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _raise_node(flat, B, nxt, lvl, b, span, v):
+    """Raise ``nxt``'s bound to ``v`` on the banks a row of level ``lvl`` covers from bank ``b``: its
+    bank, bank group, rank or channel (``span[b, lvl]``), or the other ranks' banks (``lvl`` 4)."""
+    lo, hi = span[b, 2 if lvl == 4 else lvl, 0], span[b, 2 if lvl == 4 else lvl, 1]
+    if lvl == 4:
+        _raise(flat, nxt * B, nxt * B + lo, v)
+        _raise(flat, nxt * B + hi, nxt * B + B, v)
+    else:
+        _raise(flat, nxt * B + lo, nxt * B + hi, v)
+
+
 @njit(cache=True, _nrt=False)
-def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
+def _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
     """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
-    nodes it touches by every table row it precedes (``whist[cmd]``: keep its history for windowed
-    rows such as tFAW)."""
+    banks it constrains by every table row it precedes (``whist[cmd]``: keep its history for windowed
+    rows such as tFAW, per node)."""
     depth = hist.shape[2]
+    B = nodes.shape[0]
+    flat = ready.reshape(-1)
     if whist[cmd]:
         for lvl in range(4):
             for b in range(lo, hi):
@@ -109,7 +132,6 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
                 for k in range(depth - 1, 0, -1):
                     hist[h, cmd, k] = hist[h, cmd, k - 1]
                 hist[h, cmd, 0] = t
-    o_other = nodes[0, 3] + 1
     for k in range(pstart[cmd], pstart[cmd + 1]):
         lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
         col = 2 if lvl == 4 else lvl
@@ -117,10 +139,7 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
             h = nodes[b, col]
             if b > lo and h == nodes[b - 1, col]:
                 continue
-            v = (hist[h, cmd, w - 1] if w > 1 else t) + lat
-            node = o_other + nodes[b, 4] if lvl == 4 else h  # other ranks: a bound per issuing rank
-            if ready[node, nxt] < v:
-                ready[node, nxt] = v
+            _raise_node(flat, B, nxt, lvl, b, span, (hist[h, cmd, w - 1] if w > 1 else t) + lat)
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
@@ -132,9 +151,10 @@ def _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, t
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _issue_bank(nodes, c, cmd, b, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace):
+def _issue_bank(nodes, span, c, cmd, b, t, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace):
     """:func:`_issue` for one bank ``b``, inlined in the cycle loop: the windowed rows from the history,
-    the others from ``prog[cmd, b]`` (flat ``ready`` index, latency; -1 ends), precomputed."""
+    the others from ``prog[cmd, b]`` (a range of ``flat`` ready bounds and its latency; -1 ends),
+    precomputed."""
     if whist[cmd]:
         depth = hist.shape[2]
         for lvl in range(4):
@@ -145,19 +165,14 @@ def _issue_bank(nodes, c, cmd, b, t, ready, flat, prog, hist, rows, pstart, whis
         for k in range(pstart[cmd], pstart[cmd + 1]):
             w = rows[k, 3]
             if w > 1:
-                lvl, nxt = rows[k, 0], rows[k, 1]
+                lvl = rows[k, 0]
                 h = nodes[b, 2] if lvl == 4 else nodes[b, lvl]
-                node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else h
-                v = hist[h, cmd, w - 1] + rows[k, 2]
-                if ready[node, nxt] < v:
-                    ready[node, nxt] = v
+                _raise_node(flat, nodes.shape[0], rows[k, 1], lvl, b, span, hist[h, cmd, w - 1] + rows[k, 2])
     for j in range(prog.shape[2]):
-        ix = prog[cmd, b, j, 0]
-        if ix < 0:
+        lo = prog[cmd, b, j, 0]
+        if lo < 0:
             break
-        v = t + prog[cmd, b, j, 1]
-        if flat[ix] < v:
-            flat[ix] = v
+        _raise(flat, lo, prog[cmd, b, j, 1], t + prog[cmd, b, j, 2])
     counts[cmd] += 1
     n = ntrace[0]
     if n < trace.shape[0]:
@@ -186,7 +201,7 @@ def _ref_scope(k, per_bank, st, G):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
+def _cands(q, ready, open_row, bq, nhit, hitc, fr_fcfs, hitcap):
     """Earliest cycles of bank ``q``'s candidate commands (its queue non-empty): (e0, e_rd, e_wr), INF
     where a command is no candidate. e0 is the ACT of the head's row when the bank is closed, else the
     PRE of a head that misses the open row and may precharge (FR-FCFS: not while the row has queued
@@ -194,23 +209,23 @@ def _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap):
     (``fcfs``: of the head only)."""
     r_open = open_row[q]
     if r_open < 0:
-        return _ready(ready, q, ACT, nodes), INF, INF
+        return _ready(ready, q, ACT), INF, INF
     e0 = e_rd = e_wr = INF
     if fr_fcfs:
-        if row[bq[q, 0]] != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
-            e0 = _ready(ready, q, PRE, nodes)
+        if bq[q, 0] >> ROW_SHIFT != r_open and (hitc[q] >= hitcap or nhit[q, 0] + nhit[q, 1] == 0):
+            e0 = _ready(ready, q, PRE)
         if nhit[q, 0] > 0:
-            e_rd = _ready(ready, q, RD, nodes)
+            e_rd = _ready(ready, q, RD)
         if nhit[q, 1] > 0:
-            e_wr = _ready(ready, q, WR, nodes)
+            e_wr = _ready(ready, q, WR)
     else:
-        i = bq[q, 0]
-        if row[i] != r_open:
-            e0 = _ready(ready, q, PRE, nodes)
-        elif op[i] == OP_WRITE:
-            e_wr = _ready(ready, q, WR, nodes)
+        x = bq[q, 0]
+        if x >> ROW_SHIFT != r_open:
+            e0 = _ready(ready, q, PRE)
+        elif x & 3 == OP_WRITE:
+            e_wr = _ready(ready, q, WR)
         else:
-            e_rd = _ready(ready, q, RD, nodes)
+            e_rd = _ready(ready, q, RD)
     return e0, e_rd, e_wr
 
 
@@ -227,7 +242,7 @@ def _lowest_bit(m):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
+def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
           again):
     """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
     bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
@@ -247,9 +262,10 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_
     else:
         for w in range(due.shape[0]):
             m = 0
-            for b in range(w * 64, min(B, w * 64 + 64)):
-                v = nb[b]
-                m |= int(v <= t) << (b - w * 64)
+            nbw = nb[w * 64:min(B, w * 64 + 64)]  # a view: indices from 0, so plain vector loads
+            for j in range(nbw.shape[0]):
+                v = nbw[j]
+                m |= int(v <= t) << j
                 nxt = min(nxt, v if v > t else INF)
             due[w] = m
         for b in range(frz_lo, frz_hi):
@@ -270,15 +286,15 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_
             m &= m - 1
             due[w] &= ~(1 << k)
             q = w * 64 + k
-            e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, fr_fcfs, hitcap)
+            e0, e_rd, e_wr = _cands(q, ready, open_row, bq, nhit, hitc, fr_fcfs, hitcap)
             if e0 <= t:
                 return q, (ACT if open_row[q] < 0 else PRE), 0, q, 0
             if e_rd <= t or e_wr <= t:
                 r_open = open_row[q]
                 for kk in range(nbq[q]):
-                    i = bq[q, kk]
-                    if row[i] == r_open and (e_wr <= t if op[i] == OP_WRITE else e_rd <= t):
-                        return q, (WR if op[i] == OP_WRITE else RD), kk, q, 0
+                    x = bq[q, kk]
+                    if x >> ROW_SHIFT == r_open and (e_wr <= t if x & 3 == OP_WRITE else e_rd <= t):
+                        return q, (WR if x & 3 == OP_WRITE else RD), kk, q, 0
             best = min(e0, e_rd, e_wr)
             nb[q] = best
             nxt = min(nxt, best)
@@ -286,8 +302,8 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_
 
 
 @njit(cache=True, _nrt=False)
-def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_row, ready, hist, rows, pstart, counts,
-                  trace, ntrace):
+def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, span, whist, open_row, ready, hist, rows, pstart,
+                  counts, trace, ntrace):
     """Issue every refresh event of channel ``c`` due by cycle ``T`` from cycle ``t`` on (no traffic):
     PRE of its open banks, then the REF. Returns the next unissued event."""
     while (kref + 1) * interval <= T:
@@ -295,20 +311,20 @@ def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, whist, open_r
         t = max(t, (kref + 1) * interval)
         for b in range(lo, hi):
             if open_row[b] >= 0:
-                t = max(t, _ready(ready, b, PRE, nodes))
-                _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                t = max(t, _ready(ready, b, PRE))
+                _issue(nodes, span, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                 open_row[b] = -1
                 t += 1
         cmd = REFB if per_bank else REF
-        t = max(t, _ready_all(ready, lo, hi, cmd, nodes))
-        _issue(nodes, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        t = max(t, _ready_all(ready, lo, hi, cmd))
+        _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         t += 1
         kref += 1
     return kref
 
 
 @njit(cache=True, _nrt=False)
-def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, ntrace, st, nodes, whist):
+def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, ntrace, st, nodes, span, whist):
     """One PIM all-bank request (row ``r`` of every bank) from cycle ``t``, in order: PRE_AB if a
     different row is open, ACT_AB, MAC_AB (PRE_AB after it with a closed page). Returns (next
     free cycle, data end cycle, hit)."""
@@ -324,18 +340,18 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
         for cmd in (PRE_AB, ACT_AB):
             if cmd == PRE_AB and not anyopen:
                 continue
-            t = max(t, _ready_all(ready, 0, B, cmd, nodes))
-            _issue(nodes, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            t = max(t, _ready_all(ready, 0, B, cmd))
+            _issue(nodes, span, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             t += 1
         for b in range(B):
             open_row[b] = r
-    t = max(t, _ready_all(ready, 0, B, MAC_AB, nodes))
-    _issue(nodes, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+    t = max(t, _ready_all(ready, 0, B, MAC_AB))
+    _issue(nodes, span, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
     tm = t
     t += 1
     if closed:
-        t2 = max(tm, _ready_all(ready, 0, B, PRE_AB, nodes))
-        _issue(nodes, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        t2 = max(tm, _ready_all(ready, 0, B, PRE_AB))
+        _issue(nodes, span, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         for b in range(B):
             open_row[b] = -1
     return t, tm, allhit
@@ -357,15 +373,16 @@ def _fifo_first(fk, nbq, BQ):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
-    """Front end: requests ``idx[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
+def _arrive(p, n, pk, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ):
+    """Front end: requests ``pk[p:]`` into the read queue / write buffer (per-bank FIFOs of positions)
     in order while their queue has room, up to a MAC. Returns (p, nrq, nwq, whether one may move to
     its bank's command queue)."""
     unblock = False
     while p < n:
-        i = idx[p]
-        b = bank[i]
-        if op[i] == OP_WRITE:
+        x = pk[p]
+        b = (x >> 2) & BANK_MASK
+        o = x & 3
+        if o == OP_WRITE:
             if nwq == WQ:
                 break
             j = wqh[b] + wqn[b]
@@ -374,7 +391,7 @@ def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nr
                 wqk[b] = p
             wqn[b] += 1
             nwq += 1
-        elif op[i] == OP_READ:
+        elif o == OP_READ:
             if nrq == RQ:
                 break
             j = rqh[b] + rqn[b]
@@ -392,9 +409,9 @@ def _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nr
 
 
 @njit(cache=True)
-def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, nodes, whist, G, params, counts, trace,
-             ntrace, out, prog):
-    """Run channel ``c``'s requests ``idx`` to completion; ``out`` receives (data end cycle, hits,
+def _channel(c, pk, p, ready, hist, open_row, rows, pstart, st, nodes, span, whist, G, params, counts, trace, ntrace,
+             out, prog):
+    """Run channel ``c``'s requests ``pk`` (packed, in order) to completion; ``out`` receives (data end cycle, hits,
     misses, next refresh event, last command cycle)."""
     B = st[0]
     RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
@@ -410,13 +427,13 @@ def _channel(c, idx, op, bank, row, p, ready, hist, open_row, rows, pstart, st, 
     bs[6:] = INF
     nhit = np.zeros((B, 2), np.int64)
     due = np.zeros((B + 63) // 64, np.int64)
-    _serve(c, idx, op, bank, row, p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes, whist, G,
+    _serve(c, pk, p, ready, ready.reshape(-1), prog, hist, open_row, rows, pstart, st, nodes, span, whist, G,
            params, counts, trace, ntrace, out, rqf, wqf, bq, bs[0], bs[1], bs[2], bs[3], bs[4], nhit, bs[5], bs[6], due,
            bs[7], bs[8])
 
 
 @njit(cache=True, _nrt=False)
-def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, whist, G, params,
+def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes, span, whist, G, params,
            counts, trace, ntrace, out, rqf, wqf, bq, rqh, rqn, wqh, wqn, nbq, nhit, hitc, nb, due, rqk, wqk):
     """The cycle loop of :func:`_channel` (no allocation, so no reference counting)."""
     B = st[0]
@@ -425,7 +442,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
     RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
     WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
     INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
-    n = len(idx)
+    n = len(pk)
     nrq = nwq = inflight = draining = 0
     rr = B - 1
     kref = 0
@@ -434,16 +451,15 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
     done = 0
     hits = misses = 0
     last = -1
-    p, nrq, nwq, _ = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
+    p, nrq, nwq, _ = _arrive(p, n, pk, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq, RQ, WQ, BQ)
     blocked = False
     moved = -2  # the mover's next bank as the last cycle's end found it (-2: not known)
     while True:
         busy = False  # this cycle changed the state: the next one may act too
         # front end: a MAC waits for empty queues (other requests arrive at the end of the cycle before)
-        if p < n and op[idx[p]] == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
-            i = idx[p]
-            tn, tm, hit = _mac(c, max(t, last + 1), row[i], PAGE == PAGE_CLOSED, open_row, ready, hist,
-                               rows, pstart, counts, trace, ntrace, st, nodes, whist)
+        if p < n and pk[p] & 3 == OP_MAC and not (nrq or nwq or inflight or (REFRESH and (kref + 1) * INTERVAL <= t)):
+            tn, tm, hit = _mac(c, max(t, last + 1), pk[p] >> ROW_SHIFT, PAGE == PAGE_CLOSED, open_row, ready, hist,
+                               rows, pstart, counts, trace, ntrace, st, nodes, span, whist)
             last = tn - 1
             t = last
             done = max(done, tm + CL + NBL)
@@ -464,9 +480,10 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                 e_ref = 0
                 for b in range(frz_lo, frz_hi):
                     if open_row[b] >= 0:
-                        e = _ready(ready, b, PRE, nodes)
+                        e = _ready(ready, b, PRE)
                         if e <= t:
-                            _issue(nodes, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                            _issue(nodes, span, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace,
+                                   ntrace)
                             open_row[b] = -1
                             nhit[b, 0] = nhit[b, 1] = 0
                             if nbq[b] > 0:
@@ -477,10 +494,10 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                         t_ref = min(t_ref, e)
                         e_ref = INF
                     else:
-                        e_ref = max(e_ref, _ready(ready, b, cmd, nodes))
+                        e_ref = max(e_ref, _ready(ready, b, cmd))
                 if issued < 0:
                     if e_ref <= t:
-                        _issue(nodes, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
+                        _issue(nodes, span, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
                                ntrace)
                         kref += 1
                         issued = 0
@@ -496,7 +513,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
         for _pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
-            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, row, op, ready, rr, frz_lo, frz_hi,
+            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi,
                                        FR, HITCAP, nodes, due, q1 >= 0)
             if q < 0:
                 lb = nxt
@@ -505,18 +522,19 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
             if issued >= 0 and col == issued:
                 break  # the second bus carries the other kind of command only
             i = bq[q, k]
-            _issue_bank(nodes, c, cmd, q, t, ready, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace)
+            _issue_bank(nodes, span, c, cmd, q, t, flat, prog, hist, rows, pstart, whist, counts, trace, ntrace)
             if q1 < 0:
                 q1 = q
             issued = col
             if cmd == ACT:
-                r = row[i]
+                r = i >> ROW_SHIFT
                 open_row[q] = r
                 hitc[q] = 0
                 nhit[q, 0] = nhit[q, 1] = 0
                 for kk in range(nbq[q]):
-                    if row[bq[q, kk]] == r:
-                        nhit[q, op[bq[q, kk]]] += 1
+                    x = bq[q, kk]
+                    if x >> ROW_SHIFT == r:
+                        nhit[q, x & 3] += 1
             elif cmd == PRE:
                 open_row[q] = -1
                 nhit[q, 0] = nhit[q, 1] = 0
@@ -532,21 +550,21 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                 if nbq[q] == BQ:
                     moved = -2  # a full queue has room again: the mover's choice may change
                 nbq[q] -= 1
-                nhit[q, op[i]] -= 1
+                nhit[q, i & 3] -= 1
                 inflight -= 1
                 blocked = False
                 close = PAGE == PAGE_CLOSED
                 if PAGE == PAGE_ADAPTIVE:
                     close = nhit[q, 0] + nhit[q, 1] == 0
                 if close:  # auto-precharge: no command slot
-                    tp = _ready(ready, q, PRE, nodes)
-                    _issue(nodes, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                    tp = _ready(ready, q, PRE)
+                    _issue(nodes, span, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                     open_row[q] = -1
                     nhit[q, 0] = nhit[q, 1] = 0
             if nbq[q] == 0:  # the bank's next command
                 nb[q] = INF
             else:
-                e0, e_rd, e_wr = _cands(q, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                e0, e_rd, e_wr = _cands(q, ready, open_row, bq, nhit, hitc, FR, HITCAP)
                 nb[q] = min(e0, e_rd, e_wr)
         if issued >= 0:
             last = t
@@ -557,7 +575,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
         elif frz_hi > frz_lo:
             lb = min(lb, t + 1)  # the scan left the refreshing banks out
         # then one request into its bank's command queue (it may issue from the next cycle on)
-        fe_idle = p == n or op[idx[p]] == OP_MAC  # nothing more will arrive before the queues empty
+        fe_idle = p == n or pk[p] & 3 == OP_MAC  # nothing more will arrive before the queues empty
         if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
             draining = nwq
             blocked = False
@@ -567,7 +585,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
             if draining > 0:
                 b = moved if moved >= 0 else _fifo_first(wqk, nbq, BQ)
                 if b >= 0:
-                    i = idx[wqf[b, wqh[b]]]
+                    i = pk[wqf[b, wqh[b]]]
                     wqh[b] = wqh[b] + 1 if wqh[b] + 1 < WQ else 0
                     wqn[b] -= 1
                     wqk[b] = wqf[b, wqh[b]] if wqn[b] > 0 else INF
@@ -576,7 +594,7 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
             else:
                 b = moved if moved >= 0 else _fifo_first(rqk, nbq, BQ)
                 if b >= 0:
-                    i = idx[rqf[b, rqh[b]]]
+                    i = pk[rqf[b, rqh[b]]]
                     rqh[b] = rqh[b] + 1 if rqh[b] + 1 < RQ else 0
                     rqn[b] -= 1
                     rqk[b] = rqf[b, rqh[b]] if rqn[b] > 0 else INF
@@ -589,19 +607,19 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
                 inflight += 1
                 blocked = False
                 r_open = open_row[b]
-                if r_open >= 0 and row[i] == r_open:
-                    nhit[b, op[i]] += 1
-                    new_kind = nhit[b, op[i]] == 1
+                if r_open >= 0 and i >> ROW_SHIFT == r_open:
+                    nhit[b, i & 3] += 1
+                    new_kind = nhit[b, i & 3] == 1
                 else:
                     new_kind = False
                 if was_empty:
-                    e0, e_rd, e_wr = _cands(b, ready, nodes, open_row, bq, nhit, hitc, row, op, FR, HITCAP)
+                    e0, e_rd, e_wr = _cands(b, ready, open_row, bq, nhit, hitc, FR, HITCAP)
                     nb[b] = min(e0, e_rd, e_wr)
                 elif new_kind and FR:  # a first hit of its kind: RD / WR becomes a candidate
-                    nb[b] = min(nb[b], _ready(ready, b, WR if op[i] == OP_WRITE else RD, nodes))
+                    nb[b] = min(nb[b], _ready(ready, b, WR if i & 3 == OP_WRITE else RD))
                 lb = min(lb, max(nb[b], t + 1))
         # requests arriving for the next cycle: in order while their queue has room (a MAC waits)
-        p, nrq, nwq, unblock = _arrive(p, n, idx, op, bank, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
+        p, nrq, nwq, unblock = _arrive(p, n, pk, rqf, rqh, rqn, rqk, wqf, wqh, wqn, wqk, nbq, nrq, nwq,
                                        RQ, WQ, BQ)
         if unblock:
             blocked = False
@@ -610,10 +628,10 @@ def _serve(c, idx, op, bank, row, p, ready, flat, prog, hist, open_row, rows, ps
         # the next cycle in which anything can happen: the next one after a refresh command, a MAC or a
         # drain that starts, or while the mover has a request to move; else the next ready command or refresh
         if not busy:
-            fe_idle = p == n or op[idx[p]] == OP_MAC
+            fe_idle = p == n or pk[p] & 3 == OP_MAC
             if draining == 0 and nwq > 0 and (nwq >= WHI or (inflight == 0 and (nwq > WLO or (fe_idle and nrq == 0)))):
                 busy = True
-            elif p < n and op[idx[p]] == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
+            elif p < n and pk[p] & 3 == OP_MAC and nrq == 0 and nwq == 0 and inflight == 0:
                 busy = True
             elif not blocked:
                 moved = _fifo_first(wqk, nbq, BQ) if draining > 0 else _fifo_first(rqk, nbq, BQ)
@@ -667,16 +685,16 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
             chan[i] = f[F_CH]
             bank[i] = (f[F_RA] * G + f[F_BG]) * BPG + f[F_BA]
             row[i] = f[F_RO]
-    # stable counting sort of request indices by channel
+    # requests packed (ROW_SHIFT) and sorted by channel, stably (a counting sort)
     cnt = np.zeros(C + 1, np.int64)
     for i in range(n_req):
         cnt[chan[i] + 1] += 1
     for ch in range(C):
         cnt[ch + 1] += cnt[ch]
-    order = np.zeros(n_req, np.int64)
+    pk = np.zeros(n_req, np.int64)
     fill = cnt[:C].copy()
     for i in range(n_req):
-        order[fill[chan[i]]] = i
+        pk[fill[chan[i]]] = (row[i] << ROW_SHIFT) | (bank[i] << 2) | op[i]
         fill[chan[i]] += 1
     window = 1
     for k in range(rows.shape[0]):
@@ -698,34 +716,56 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
             for cmd in range(N_CMD):
                 if pstart[cmd] <= k < pstart[cmd + 1]:
                     whist[cmd] = True
-    ready = np.zeros((C, B + NG + 2 * NR + 1, N_CMD), dtype=np.int64)
+    # each bank's bound per command, raised over the banks a row covers: span[b, lvl] is the range of
+    # banks of b's node at level lvl (bank, bank group, rank, channel); level 4 is the other ranks
+    ready = np.zeros((C, N_CMD, B), dtype=np.int64)
+    span = np.zeros((B, 4, 2), dtype=np.int64)
+    for b in range(B):
+        for lvl, size in enumerate((1, BPG, BPR, B)):
+            span[b, lvl, 0] = b // size * size
+            span[b, lvl, 1] = b // size * size + size
     open_row = np.full((C, B), -1, dtype=np.int64)
     counts = np.zeros(N_CMD, dtype=np.int64)
     ntrace = np.zeros(1, dtype=np.int64)
     res = np.zeros((C, 5), dtype=np.int64)
-    # each single-bank command's rows of window 1, per bank: (index into a channel's flat ready, latency)
+    # each single-bank command's rows of window 1, per bank: (lo, hi, latency), a range of a channel's
+    # flat ready bounds; rows over the same range keep the largest latency (one range, one max)
     width = 1
     for cmd in range(N_CMD):
-        width = max(width, pstart[cmd + 1] - pstart[cmd] + 1)
-    prog = np.full((N_CMD, B, width, 2), -1, dtype=np.int64)
+        width = max(width, 2 * (pstart[cmd + 1] - pstart[cmd]) + 1)
+    prog = np.full((N_CMD, B, width, 3), -1, dtype=np.int64)
     for cmd in range(N_CMD):
         for b in range(B):
             j = 0
             for k in range(pstart[cmd], pstart[cmd + 1]):
                 if rows[k, 3] == 1:
-                    lvl = rows[k, 0]
-                    node = nodes[0, 3] + 1 + nodes[b, 4] if lvl == 4 else nodes[b, lvl]
-                    prog[cmd, b, j, 0] = node * N_CMD + rows[k, 1]
-                    prog[cmd, b, j, 1] = rows[k, 2]
-                    j += 1
+                    lvl, base = rows[k, 0], rows[k, 1] * B
+                    rlo, rhi = span[b, 2, 0], span[b, 2, 1]
+                    for part in range(2):
+                        if lvl == 4:
+                            lo, hi = (base, base + rlo) if part == 0 else (base + rhi, base + B)
+                        elif part == 0:
+                            lo, hi = base + span[b, lvl, 0], base + span[b, lvl, 1]
+                        else:
+                            break
+                        if lo == hi:
+                            continue
+                        jj = 0
+                        while jj < j and not (prog[cmd, b, jj, 0] == lo and prog[cmd, b, jj, 1] == hi):
+                            jj += 1
+                        if jj == j:
+                            prog[cmd, b, j, 0], prog[cmd, b, j, 1], prog[cmd, b, j, 2] = lo, hi, rows[k, 2]
+                            j += 1
+                        else:
+                            prog[cmd, b, jj, 2] = max(prog[cmd, b, jj, 2], rows[k, 2])
     out = np.zeros(5, dtype=np.int64)
     for ch in range(C):
-        _channel(ch, order[cnt[ch]:cnt[ch + 1]], op, bank, row, 0, ready[ch], hist[ch], open_row[ch], rows, pstart, st,
-                 nodes, whist, G, params, counts, trace, ntrace, out, prog)
+        _channel(ch, pk[cnt[ch]:cnt[ch + 1]], 0, ready[ch], hist[ch], open_row[ch], rows, pstart, st, nodes, span,
+                 whist, G, params, counts, trace, ntrace, out, prog)
         res[ch] = out
     end = res[:, 0].max()
     if params[P_REFRESH]:
         for ch in range(C):
-            _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G,
-                          st, nodes, whist, open_row[ch], ready[ch], hist[ch], rows, pstart, counts, trace, ntrace)
+            _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G, st,
+                          nodes, span, whist, open_row[ch], ready[ch], hist[ch], rows, pstart, counts, trace, ntrace)
     return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]
