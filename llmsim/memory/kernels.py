@@ -27,16 +27,16 @@ Controller (per channel, the structure of DRAMsim3's ``Controller``; docs/memory
 How it stays fast without changing a command: each bank keeps the number of queued reads and writes
 that hit its open row, so its candidates (ACT or PRE of the head, RD / WR of the first hit) and their
 earliest cycles cost O(1) (``_cands``); a request is one packed word (row, bank, op; ``ROW_SHIFT``)
-and the queues hold the words, so the scheduler never looks a request up through an index; each bank keeps a lower bound of its next ready cycle, and the
-channel the least of them, so a cycle scans the banks only when one may be ready, and then visits
-only those whose bound has come (found by a branch-free mask, in round-robin order); the read queue
-and write buffer are per-bank FIFOs of arrival positions, so the oldest request whose bank has room
-is a branch-free minimum, found once a cycle (the bank found when deciding whether the next cycle is
-busy is the one the mover takes then, unless a full command queue gained room or a drain started);
-a bank command's constraint rows are precomputed per bank as (bank range, latency) triples, rows
-over the same range merged, each raised by a vector max; and the loop
-jumps straight to the next cycle in which anything can happen (a command, a refresh step, a request
-moving or arriving) instead of stepping cycle by cycle.
+and the queues hold the words, so the scheduler never looks a request up through an index; each
+bank keeps a lower bound of its next ready cycle, and the channel the least of them, so a cycle
+scans the banks only when one may be ready, and then visits only those whose bound has come (found
+by a branch-free mask, in round-robin order); the read queue and write buffer are per-bank FIFOs of
+arrival positions, so the oldest request whose bank has room is a branch-free minimum, found once a
+cycle (the bank found when deciding whether the next cycle is busy is the one the mover takes then,
+unless a full command queue gained room or a drain started); a bank command's constraint rows are
+precomputed per bank as (bank range, latency) triples, rows over the same range merged, each
+applied by a vector max; and the loop jumps straight to the next cycle in which anything can happen
+(a command, a refresh step, a request moving or arriving) instead of stepping cycle by cycle.
 PIM all-bank requests (MAC) run in order once every queue is empty (``_mac``).
 """
 
