@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from llmsim.config.loader import load_yaml
 from llmsim.config.memory import DramSpec
+from llmsim.errors import ConfigError
 from llmsim.memory import DramModel, Requests, TimingViolation, check_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,3 +289,9 @@ def test_jit_and_pure_python_twin_agree_bit_for_bit():
         return json.loads(res.stdout)
 
     assert run("1") == run("0")
+
+
+def test_too_many_banks_per_channel_is_refused():
+    """The kernel packs a request's bank into 16 bits: more banks per channel is a clear error, not a wrong run."""
+    with pytest.raises(ConfigError, match="banks per channel"):
+        DramModel(spec("hbm2", banks_per_group=16385))

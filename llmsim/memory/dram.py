@@ -87,9 +87,12 @@ class DramModel:
     """Cycle-level model of one :class:`DramSpec` memory system."""
 
     def __init__(self, spec: DramSpec) -> None:
+        s = spec
+        if s.banks > K.BANK_MASK + 1:  # the kernel packs a request's bank into 16 bits
+            raise ConfigError(f"ranks x bank_groups x banks_per_group = {s.banks} banks per channel; "
+                              f"the DRAM model supports at most {K.BANK_MASK + 1}")
         self.spec = spec
         self._cons, self._pstart = table(spec)
-        s = spec
         self._geom = np.array(
             [s.channels, s.banks, s.banks_per_group, s.bank_groups * s.banks_per_group,
              s.bursts_per_row, s.rows, s.bank_groups, s.ranks],
