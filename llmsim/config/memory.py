@@ -42,10 +42,12 @@ class DramTiming(Spec):
     tREFI: int = Field(gt=0, description="average interval between all-bank REF commands, cycles")
     tRFC: int = Field(gt=0, description="all-bank REF to next ACT (all banks blocked), cycles")
     tRTRS: int = Field(default=2, ge=0, description="rank-to-rank (and read-to-write) bus turnaround, cycles")
-    tREFIpb: int | None = Field(default=None, gt=0, description="interval between per-bank REFs (refresh: per_bank), "
-                                "cycles")
-    tRFCpb: int | None = Field(default=None, gt=0, description="per-bank REF to ACT of that bank, cycles")
-    tRREFD: int = Field(default=0, ge=0, description="per-bank REF to per-bank REF of another bank of the rank, cycles")
+    tREFIpb: int | None = Field(default=None, gt=0, description="interval between a channel's per-bank REFs "
+                                "(refresh: per_bank) or same-bank REFsb (refresh: same_bank), cycles")
+    tRFCpb: int | None = Field(default=None, gt=0, description="per-bank REF (or same-bank REFsb: tRFCsb) to ACT of "
+                               "a bank it refreshed, cycles")
+    tRREFD: int = Field(default=0, ge=0, description="per-bank (or same-bank) REF to the next one in the rank, "
+                        "cycles")
     tRCD_MAC: int | None = Field(default=None, gt=0, description="ACT_AB to MAC_AB (PIM), cycles; default tRCD")
     tCCD_MAC: int | None = Field(default=None, gt=0, description="MAC_AB to MAC_AB (PIM), cycles; default tCCD_L")
 
@@ -106,9 +108,10 @@ class DramController(Spec):
     page_policy: Literal["open", "closed", "adaptive"] = Field(
         default="open", description="open: row stays open; closed: auto-precharge after every access; "
         "adaptive: auto-precharge when no queued request hits the row")
-    refresh: Literal["all_bank", "per_bank"] = Field(
+    refresh: Literal["all_bank", "per_bank", "same_bank"] = Field(
         default="all_bank", description="all_bank: REF per rank every tREFI / ranks, ranks in turn; per_bank: one "
-        "bank's REF every tREFIpb, banks in turn (HBM3, LPDDR5)")
+        "bank's REF every tREFIpb, banks in turn (HBM3, LPDDR5); same_bank: a REFsb every tREFIpb to one bank of "
+        "every bank group of a rank, blocking those banks for tRFCpb, bank then rank in turn (DDR5)")
     read_queue_requests: int = Field(default=32, gt=0, description="read queue depth, requests per channel")
     write_buffer_requests: int = Field(default=32, gt=0, description="write buffer depth, requests per channel")
     bank_queue_requests: int = Field(default=8, gt=0, description="command queue depth of each bank, requests")
@@ -165,8 +168,8 @@ class DramSpec(Spec):
         if len(m) != 12 or sorted(m[i:i + 2] for i in range(0, 12, 2)) != sorted(MAPPING_FIELDS):
             raise ValueError(f"address_mapping {m!r} must name each of {', '.join(MAPPING_FIELDS)} once")
         t = self.timing
-        if self.controller.refresh == "per_bank" and (t.tREFIpb is None or t.tRFCpb is None):
-            raise ValueError("controller.refresh per_bank needs timing.tREFIpb and timing.tRFCpb")
+        if self.controller.refresh != "all_bank" and (t.tREFIpb is None or t.tRFCpb is None):
+            raise ValueError(f"controller.refresh {self.controller.refresh} needs timing.tREFIpb and timing.tRFCpb")
         if t.tRAS < t.tRCD:
             raise ValueError(f"timing.tRAS ({t.tRAS}) must be >= timing.tRCD ({t.tRCD})")
         return self

@@ -93,6 +93,8 @@ class DramModel:
                               f"the DRAM model supports at most {K.BANK_MASK + 1}")
         self.spec = spec
         self._cons, self._pstart = table(spec)
+        # banks one REFB refreshes: one (per-bank refresh) or one in every bank group (same-bank, DDR5 REFsb)
+        self._refb_banks = s.bank_groups if s.controller.refresh == "same_bank" else 1
         self._geom = np.array(
             [s.channels, s.banks, s.banks_per_group, s.bank_groups * s.banks_per_group,
              s.bursts_per_row, s.rows, s.bank_groups, s.ranks],
@@ -172,8 +174,8 @@ class DramModel:
 
     def _params(self, refresh: bool, gen_op: int, span: int) -> np.ndarray:
         s, t, c = self.spec, self.spec.timing, self.spec.controller
-        per_bank = c.refresh == "per_bank"
-        interval = t.tREFIpb if per_bank else t.tREFI // s.ranks
+        mode = ("all_bank", "per_bank", "same_bank").index(c.refresh)  # the kernel's REF_* codes
+        interval = t.tREFI // s.ranks if mode == K.REF_ALL_BANK else t.tREFIpb
         p = np.zeros(17, dtype=np.int64)
         p[[K.P_CL, K.P_CWL, K.P_NBL, K.P_REFRESH, K.P_PAGE, K.P_SCHED]] = (
             t.CL, t.CWL, s.nBL, int(refresh), ("open", "closed", "adaptive").index(c.page_policy),
@@ -181,7 +183,7 @@ class DramModel:
         p[[K.P_RQ, K.P_WQ, K.P_BQ, K.P_WHI, K.P_WLO, K.P_HITCAP, K.P_BUSES]] = (
             c.read_queue_requests, c.write_buffer_requests, c.bank_queue_requests, c.write_high_requests,
             c.write_low_requests, c.row_hit_cap, s.command_buses)
-        p[[K.P_REF_INTERVAL, K.P_REF_PER_BANK, K.P_GEN_OP, K.P_SPAN]] = (interval, int(per_bank), gen_op, span)
+        p[[K.P_REF_INTERVAL, K.P_REF_MODE, K.P_GEN_OP, K.P_SPAN]] = (interval, mode, gen_op, span)
         return p
 
     def _simulate(self, op, ch, bank, row, n, gen, seed, gen_op, refresh, trace_len, span=0) -> DramStats:
@@ -206,7 +208,7 @@ class DramModel:
             "mac": mac_bits * (e.rd_pj_per_bit if e.mac_pj_per_bit is None else e.mac_pj_per_bit),
             "io": io_bits * e.io_pj_per_bit,
             # ref_pj is one REF of one rank; a per-bank REF refreshes one bank's share of it
-            "refresh": (cmds["REF"] + cmds["REFB"] * s.ranks / s.banks) * e.ref_pj,
+            "refresh": (cmds["REF"] + cmds["REFB"] * self._refb_banks * s.ranks / s.banks) * e.ref_pj,
             # standby over this stream alone; devices never add it per op (ops overlap and idle):
             # the engine charges it per step wall time (Device.background_power_w)
             "background": e.background_mw * 1e9 * seconds * s.channels,  # mW * s -> pJ

@@ -57,8 +57,9 @@ INF = 1 << 62
 F_CH, F_RA, F_BG, F_BA, F_RO, F_CO = range(6)
 # params indices
 (P_CL, P_CWL, P_NBL, P_REFRESH, P_PAGE, P_SCHED, P_RQ, P_WQ, P_BQ, P_WHI, P_WLO, P_HITCAP, P_BUSES,
- P_REF_INTERVAL, P_REF_PER_BANK, P_GEN_OP, P_SPAN) = range(17)
+ P_REF_INTERVAL, P_REF_MODE, P_GEN_OP, P_SPAN) = range(17)
 PAGE_OPEN, PAGE_CLOSED, PAGE_ADAPTIVE = 0, 1, 2
+REF_ALL_BANK, REF_PER_BANK, REF_SAME_BANK = 0, 1, 2  # refresh modes (params[P_REF_MODE])
 
 _MASK31 = 0x7FFFFFFF
 # a request as one int64, (row << ROW_SHIFT) | (bank << 2) | op: the front end, the queues and the
@@ -87,10 +88,10 @@ def _ready(ready, b, cmd):
 
 
 @njit(cache=True, _nrt=False)
-def _ready_all(ready, lo, hi, cmd):
-    """Earliest cycle for ``cmd`` on every bank of ``lo:hi`` at once (REF, all-bank commands)."""
+def _ready_all(ready, lo, hi, step, cmd):
+    """Earliest cycle for ``cmd`` on every bank of ``range(lo, hi, step)`` at once (REF, all-bank commands)."""
     v = 0
-    for b in range(lo, hi):
+    for b in range(lo, hi, step):
         v = max(v, ready[cmd, b])
     return v
 
@@ -116,8 +117,8 @@ def _raise_node(flat, B, nxt, lvl, b, span, v):
 
 
 @njit(cache=True, _nrt=False)
-def _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
-    """Record ``cmd`` on banks ``lo:hi`` of channel ``c`` at cycle ``t`` and raise the bounds of the
+def _issue(nodes, span, c, cmd, lo, hi, step, t, ready, hist, rows, pstart, whist, counts, trace, ntrace):
+    """Record ``cmd`` on banks ``range(lo, hi, step)`` of channel ``c`` at cycle ``t`` and raise the bounds of the
     banks it constrains by every table row it precedes (``whist[cmd]``: keep its history for windowed
     rows such as tFAW, per node)."""
     depth = hist.shape[2]
@@ -125,9 +126,9 @@ def _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, cou
     flat = ready.reshape(-1)
     if whist[cmd]:
         for lvl in range(4):
-            for b in range(lo, hi):
+            for b in range(lo, hi, step):
                 h = nodes[b, lvl]
-                if b > lo and h == nodes[b - 1, lvl]:
+                if b > lo and h == nodes[b - step, lvl]:
                     continue
                 for k in range(depth - 1, 0, -1):
                     hist[h, cmd, k] = hist[h, cmd, k - 1]
@@ -135,9 +136,9 @@ def _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, cou
     for k in range(pstart[cmd], pstart[cmd + 1]):
         lvl, nxt, lat, w = rows[k, 0], rows[k, 1], rows[k, 2], rows[k, 3]
         col = 2 if lvl == 4 else lvl
-        for b in range(lo, hi):
+        for b in range(lo, hi, step):
             h = nodes[b, col]
-            if b > lo and h == nodes[b - 1, col]:
+            if b > lo and h == nodes[b - step, col]:
                 continue
             _raise_node(flat, B, nxt, lvl, b, span, (hist[h, cmd, w - 1] if w > 1 else t) + lat)
     counts[cmd] += 1
@@ -146,7 +147,7 @@ def _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, cou
         trace[n, 0] = t
         trace[n, 1] = cmd
         trace[n, 2] = c
-        trace[n, 3] = -1 if hi - lo == nodes.shape[0] and cmd != REF else lo
+        trace[n, 3] = -1 if hi - lo == nodes.shape[0] and step == 1 and cmd != REF else lo
         ntrace[0] = n + 1
 
 
@@ -184,20 +185,25 @@ def _issue_bank(nodes, span, c, cmd, b, t, flat, prog, hist, rows, pstart, whist
 
 
 @njit(cache=True, _nrt=False)
-def _ref_scope(k, per_bank, st, G):
-    """Banks (lo, hi) refreshed by refresh event ``k``: rank k % R (all-bank, staggered), or one bank
-    in the order bank group fastest, then bank, then rank (per-bank)."""
+def _ref_scope(k, mode, st, G):
+    """Banks ``range(lo, hi, step)`` refreshed by refresh event ``k``: all banks of rank k % R
+    (all-bank, ranks staggered); one bank, in the order bank group fastest, then bank, then rank
+    (per-bank); or the same bank of every bank group of a rank, bank then rank (same-bank, DDR5's
+    REFsb)."""
     B, BPG, BPR = st[0], st[1], st[2]
-    if per_bank:
+    if mode == REF_PER_BANK:
         j = k % B
         g = j % G
         j //= G
         ba = j % BPG
         r = j // BPG
         b = (r * G + g) * BPG + ba
-        return b, b + 1
+        return b, b + 1, 1
+    if mode == REF_SAME_BANK:
+        j = k % (B // G)
+        return j // BPG * BPR + j % BPG, j // BPG * BPR + BPR, BPG
     r = k % (B // BPR)
-    return r * BPR, r * BPR + BPR
+    return r * BPR, r * BPR + BPR, 1
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -242,12 +248,12 @@ def _lowest_bit(m):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fcfs, hitcap, nodes, due,
+def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, frz_st, fr_fcfs, hitcap, nodes, due,
           again):
     """First bank (round robin after ``rr``) with a command ready at ``t``: (bank, cmd, entry, rr, next),
     bank -1 if none, ``next`` then the earliest cycle any queued bank may have one. FR-FCFS inside a
     bank: its first queued entry with a ready command (the head's ACT or PRE, or a row hit's RD/WR).
-    Banks ``frz_lo:frz_hi`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
+    Banks ``range(frz_lo, frz_hi, frz_st)`` (refreshing) are skipped; ``nb`` (a lower bound of each bank's next ready
     cycle, INF for an empty queue) is tightened for banks that have nothing ready. The banks that
     may be ready (``nb`` <= t) are first marked in ``due``, 64 banks a word, by loops without
     branches; then visited in round-robin order, each unmarked when visited. ``again``: a second pick
@@ -268,7 +274,7 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fc
                 m |= int(v <= t) << j
                 nxt = min(nxt, v if v > t else INF)
             due[w] = m
-        for b in range(frz_lo, frz_hi):
+        for b in range(frz_lo, frz_hi, frz_st):
             due[b >> 6] &= ~(1 << (b & 63))
     s = rr + 1 if rr + 1 < B else 0
     ws = s >> 6
@@ -302,22 +308,22 @@ def _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, fr_fc
 
 
 @njit(cache=True, _nrt=False)
-def _refresh_idle(c, t, kref, T, per_bank, interval, G, st, nodes, span, whist, open_row, ready, hist, rows, pstart,
+def _refresh_idle(c, t, kref, T, mode, interval, G, st, nodes, span, whist, open_row, ready, hist, rows, pstart,
                   counts, trace, ntrace):
     """Issue every refresh event of channel ``c`` due by cycle ``T`` from cycle ``t`` on (no traffic):
     PRE of its open banks, then the REF. Returns the next unissued event."""
     while (kref + 1) * interval <= T:
-        lo, hi = _ref_scope(kref, per_bank, st, G)
+        lo, hi, step = _ref_scope(kref, mode, st, G)
         t = max(t, (kref + 1) * interval)
-        for b in range(lo, hi):
+        for b in range(lo, hi, step):
             if open_row[b] >= 0:
                 t = max(t, _ready(ready, b, PRE))
-                _issue(nodes, span, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                _issue(nodes, span, c, PRE, b, b + 1, 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
                 open_row[b] = -1
                 t += 1
-        cmd = REFB if per_bank else REF
-        t = max(t, _ready_all(ready, lo, hi, cmd))
-        _issue(nodes, span, c, cmd, lo, hi, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        cmd = REF if mode == REF_ALL_BANK else REFB
+        t = max(t, _ready_all(ready, lo, hi, step, cmd))
+        _issue(nodes, span, c, cmd, lo, hi, step, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         t += 1
         kref += 1
     return kref
@@ -340,18 +346,18 @@ def _mac(c, t, r, closed, open_row, ready, hist, rows, pstart, counts, trace, nt
         for cmd in (PRE_AB, ACT_AB):
             if cmd == PRE_AB and not anyopen:
                 continue
-            t = max(t, _ready_all(ready, 0, B, cmd))
-            _issue(nodes, span, c, cmd, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+            t = max(t, _ready_all(ready, 0, B, 1, cmd))
+            _issue(nodes, span, c, cmd, 0, B, 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
             t += 1
         for b in range(B):
             open_row[b] = r
-    t = max(t, _ready_all(ready, 0, B, MAC_AB))
-    _issue(nodes, span, c, MAC_AB, 0, B, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+    t = max(t, _ready_all(ready, 0, B, 1, MAC_AB))
+    _issue(nodes, span, c, MAC_AB, 0, B, 1, t, ready, hist, rows, pstart, whist, counts, trace, ntrace)
     tm = t
     t += 1
     if closed:
-        t2 = max(tm, _ready_all(ready, 0, B, PRE_AB))
-        _issue(nodes, span, c, PRE_AB, 0, B, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+        t2 = max(tm, _ready_all(ready, 0, B, 1, PRE_AB))
+        _issue(nodes, span, c, PRE_AB, 0, B, 1, t2, ready, hist, rows, pstart, whist, counts, trace, ntrace)
         for b in range(B):
             open_row[b] = -1
     return t, tm, allhit
@@ -441,7 +447,7 @@ def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes,
     REFRESH, PAGE, FR = params[P_REFRESH], params[P_PAGE], params[P_SCHED]
     RQ, WQ, BQ = params[P_RQ], params[P_WQ], params[P_BQ]
     WHI, WLO, HITCAP, BUSES = params[P_WHI], params[P_WLO], params[P_HITCAP], params[P_BUSES]
-    INTERVAL, PER_BANK = params[P_REF_INTERVAL], params[P_REF_PER_BANK]
+    INTERVAL, REF_MODE = params[P_REF_INTERVAL], params[P_REF_MODE]
     n = len(pk)
     nrq = nwq = inflight = draining = 0
     rr = B - 1
@@ -470,19 +476,19 @@ def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes,
         if p == n and nrq == 0 and nwq == 0 and inflight == 0:
             break
         # a due refresh goes first; its banks' queues wait
-        frz_lo, frz_hi = 0, 0
+        frz_lo, frz_hi, frz_st = 0, 0, 1
         issued = -1
         t_ref = INF
         if REFRESH:
             if (kref + 1) * INTERVAL <= t:
-                frz_lo, frz_hi = _ref_scope(kref, PER_BANK, st, G)
-                cmd = REFB if PER_BANK else REF
+                frz_lo, frz_hi, frz_st = _ref_scope(kref, REF_MODE, st, G)
+                cmd = REF if REF_MODE == REF_ALL_BANK else REFB
                 e_ref = 0
-                for b in range(frz_lo, frz_hi):
+                for b in range(frz_lo, frz_hi, frz_st):
                     if open_row[b] >= 0:
                         e = _ready(ready, b, PRE)
                         if e <= t:
-                            _issue(nodes, span, c, PRE, b, b + 1, t, ready, hist, rows, pstart, whist, counts, trace,
+                            _issue(nodes, span, c, PRE, b, b + 1, 1, t, ready, hist, rows, pstart, whist, counts, trace,
                                    ntrace)
                             open_row[b] = -1
                             nhit[b, 0] = nhit[b, 1] = 0
@@ -497,8 +503,8 @@ def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes,
                         e_ref = max(e_ref, _ready(ready, b, cmd))
                 if issued < 0:
                     if e_ref <= t:
-                        _issue(nodes, span, c, cmd, frz_lo, frz_hi, t, ready, hist, rows, pstart, whist, counts, trace,
-                               ntrace)
+                        _issue(nodes, span, c, cmd, frz_lo, frz_hi, frz_st, t, ready, hist, rows, pstart, whist, counts,
+                               trace, ntrace)
                         kref += 1
                         issued = 0
                     else:
@@ -513,7 +519,7 @@ def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes,
         for _pk in range(picks):
             if t < lb:
                 break  # no bank can have a ready command yet
-            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi,
+            q, cmd, k, rr, nxt = _pick(t, bq, nbq, nb, open_row, nhit, hitc, ready, rr, frz_lo, frz_hi, frz_st,
                                        FR, HITCAP, nodes, due, q1 >= 0)
             if q < 0:
                 lb = nxt
@@ -558,7 +564,8 @@ def _serve(c, pk, p, ready, flat, prog, hist, open_row, rows, pstart, st, nodes,
                     close = nhit[q, 0] + nhit[q, 1] == 0
                 if close:  # auto-precharge: no command slot
                     tp = _ready(ready, q, PRE)
-                    _issue(nodes, span, c, PRE, q, q + 1, tp, ready, hist, rows, pstart, whist, counts, trace, ntrace)
+                    _issue(nodes, span, c, PRE, q, q + 1, 1, tp, ready, hist, rows, pstart, whist, counts, trace,
+                           ntrace)
                     open_row[q] = -1
                     nhit[q, 0] = nhit[q, 1] = 0
             if nbq[q] == 0:  # the bank's next command
@@ -766,6 +773,6 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     end = res[:, 0].max()
     if params[P_REFRESH]:
         for ch in range(C):
-            _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_PER_BANK], params[P_REF_INTERVAL], G, st,
+            _refresh_idle(ch, res[ch, 4] + 1, res[ch, 3], end, params[P_REF_MODE], params[P_REF_INTERVAL], G, st,
                           nodes, span, whist, open_row[ch], ready[ch], hist[ch], rows, pstart, counts, trace, ntrace)
     return end, counts, res[:, 1].sum(), res[:, 2].sum(), ntrace[0]

@@ -123,12 +123,15 @@ def table(spec: DramSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def scope(spec: DramSpec, cmd: int, bank: int) -> range:
     """Banks of a channel a trace row touches: REF the rank of ``bank``, all-bank commands (or bank
-    -1) every bank, other commands their bank."""
+    -1) every bank, REFB under same-bank refresh (DDR5 REFsb) the bank ``bank`` and its namesakes in
+    the rank's other bank groups, other commands their bank."""
     if bank < 0 or cmd in ALL_BANK_CMDS:
         return range(spec.banks)
+    bpr = spec.bank_groups * spec.banks_per_group
     if cmd == REF:
-        bpr = spec.bank_groups * spec.banks_per_group
         return range(bank // bpr * bpr, bank // bpr * bpr + bpr)
+    if cmd == REFB and spec.controller.refresh == "same_bank":
+        return range(bank, bank // bpr * bpr + bpr, spec.banks_per_group)
     return range(bank, bank + 1)
 
 
