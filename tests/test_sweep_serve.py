@@ -188,9 +188,9 @@ def test_a_system_point_is_keyed_by_its_devices_resolved_presets(tmp_path):
     assert keys[0] != keys[1]
 
 
-def test_a_system_preset_needs_a_serve_block(tmp_path):
+def test_a_system_preset_needs_a_serve_or_a_layout_block(tmp_path):
     spec = SweepSpec.load(_spec(tmp_path, "hw: dgx-h100\nmodel: llama-2-7b\nscenario: {batch: 1, prompt: 8, gen: 2}\n"))
-    with pytest.raises(ConfigError, match="'dgx-h100' is a system preset: a sweep serves on it"):
+    with pytest.raises(ConfigError, match="'dgx-h100' is a system preset: a sweep runs on it at a layout"):
         spec.points()
 
 

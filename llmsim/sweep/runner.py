@@ -57,9 +57,19 @@ def run_point(task: Task) -> dict[str, Any]:
     if "serve" in cfg:
         return run_serve_point(cfg, t0)
     try:
-        hw = validate(HW_ADAPTER, cfg["hw"], "hw")
-        res = simulate(hw, validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"]),
-                       fidelity=cfg["fidelity"])
+        model, sc = validate(ModelSpec, cfg["model"], "model"), make_scenario(cfg["scenario"])
+        if "layout" in cfg:  # as llmsim run --tp ... on a system, with the flags' checks and messages
+            from llmsim.system.run import simulate_system
+            from llmsim.system.spec import SystemSpec, check_layout_flags
+
+            lay = cfg["layout"]
+            system = cfg["hw"].get("kind") == "system"
+            check_layout_flags(cfg["hw"].get("name", "hw"), system, tp=lay["tp"], pp=lay["pp"], ep=lay["ep"],
+                               dp=lay["dp"], micro=lay["micro_batches"])
+            res = simulate_system(validate(SystemSpec, cfg["hw"], "hw"), model, sc, tp=lay["tp"], pp=lay["pp"],
+                                  micro=lay["micro_batches"], fidelity=cfg["fidelity"], ep=lay["ep"], dp=lay["dp"])
+        else:
+            res = simulate(validate(HW_ADAPTER, cfg["hw"], "hw"), model, sc, fidelity=cfg["fidelity"])
     except Exception as e:  # a failing point is a result, recorded with its error
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "elapsed_s": time.perf_counter() - t0}
     total = res.total_s

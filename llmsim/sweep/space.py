@@ -32,9 +32,16 @@ slo, seed and the engine knobs), axes may also name ``serve.FIELD``, and rows ho
 ``micro_batches`` lay it out as ``llmsim serve``'s flags do (:func:`llmsim.system.serve.serve_target`),
 so ``axes: {serve.tp: [1, 2, 4, 8]}`` compares layouts; a layout the flags would refuse (``--tp 3`` on
 a model with 32 heads, more ranks than devices, weights that do not fit) is a failed point with that
-message. Without a ``serve:`` block a system preset is refused (``llmsim run --tp`` runs one point).
+message. Without a ``serve:`` block a sweep runs on a system with a ``layout:`` block instead: every point
+is an ``llmsim run`` at that layout (``tp``, ``pp``, ``ep``, ``dp``, ``micro_batches``, as ``run``'s flags;
+unset ones are 1), axes may name ``layout.FIELD``, and rows hold :data:`METRICS`::
 
-Axis paths start with ``hw.``, ``model.``, ``scenario.`` or ``serve.`` (or are ``fidelity``); they are
+    hw: dgx-h100
+    model: llama-2-7b
+    layout: {tp: 1}
+    axes: {layout.tp: [1, 2, 4, 8], scenario.batch: [1, 8]}
+
+Axis paths start with ``hw.``, ``model.``, ``scenario.``, ``serve.`` or ``layout.`` (or are ``fidelity``); they are
 applied with :func:`llmsim.config.loader.apply_set`, so any existing field works and a
 misspelled path fails before anything runs. Every point is resolved and validated up front.
 """
@@ -68,7 +75,7 @@ from llmsim.errors import ConfigError
 from llmsim.sweep.expr import evaluate, names_in
 
 SPEC_KEYS = {"hw", "model", "scenario", "fidelity", "set", "axes", "derived", "sample", "constraints", "objectives",
-             "serve"}
+             "serve", "layout"}
 #: result metrics a constraint or objective may name (columns of every result row)
 #: values one axis may expand to, and the default cap on a sweep's points (``--max-points``
 #: raises it): both are checked from the counts, before any list is built.
@@ -116,11 +123,14 @@ class Point:
     key: str = field(default="")
     serve: dict | None = None
     devices: dict | None = None  # a system's device groups, their presets resolved (hashed and saved with it)
+    layout: dict | None = None  # a run sweep's system layout (tp, pp, ep, dp, micro_batches)
 
     def config(self) -> dict[str, Any]:
         cfg = {"hw": self.hw, "model": self.model, "scenario": self.scenario, "fidelity": self.fidelity}
         if self.serve is not None:
             cfg["serve"] = self.serve
+        if self.layout is not None:
+            cfg["layout"] = self.layout
         if self.devices is not None:
             cfg["devices"] = self.devices
         return cfg
@@ -128,7 +138,23 @@ class Point:
     def context(self) -> dict[str, Any]:
         """The names a constraint may read about the point's config."""
         ctx = {"hw": self.hw, "model": self.model, "scenario": self.scenario}
+        if self.layout is not None:
+            ctx["layout"] = self.layout
         return ctx if self.serve is None else ctx | {"serve": self.serve}
+
+
+def _layout(layout: dict[str, Any], where: str) -> dict[str, int]:
+    """A run sweep's system layout: every LAYOUT_FIELDS key, each an integer (``llmsim run``'s flags
+    check the values when the point runs, so a layout they refuse is a failed point with their message)."""
+    from llmsim.serving.config import LAYOUT_FIELDS
+
+    unknown = set(layout) - set(LAYOUT_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: {', '.join(LAYOUT_FIELDS)})")
+    for k, v in layout.items():
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{where}.{k}: expected an integer, got {v!r}")
+    return {k: layout[k] for k in LAYOUT_FIELDS}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -223,6 +249,7 @@ class SweepSpec:
     base_dir: Path
     source: str = "<spec>"
     serve: dict[str, Any] | None = None   # a validated ServeRun dump: every point is a serve run
+    layout: dict[str, Any] | None = None  # a run sweep on a system: its layout (LAYOUT_FIELDS, unset ones 1)
     # a system's resolved device presets by (preset, set:), loaded once per spec, not once per point
     _devices: dict[tuple[str, str], dict] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -249,7 +276,7 @@ class SweepSpec:
         axes_raw = data.get("axes") or {}
         if not isinstance(axes_raw, dict):
             raise ConfigError(f"{source}: axes must map a field path to values")
-        for key, kind in (("scenario", dict), ("serve", dict), ("sample", dict), ("derived", dict),
+        for key, kind in (("scenario", dict), ("serve", dict), ("layout", dict), ("sample", dict), ("derived", dict),
                           ("set", (list, dict)), ("constraints", list), ("objectives", list)):
             if data.get(key) is not None and not isinstance(data[key], kind):
                 want = "a mapping" if kind is dict else "a list" if kind is list else "a list or a mapping"
@@ -271,11 +298,17 @@ class SweepSpec:
         sets = data.get("set") or []
         if isinstance(sets, dict):
             sets = [f"{k}={json.dumps(v)}" for k, v in sets.items()]
-        from llmsim.serving.config import ServeRun
+        from llmsim.serving.config import LAYOUT_FIELDS, ServeRun
 
         serve = None
         if data.get("serve") is not None:
             serve = validate(ServeRun, data["serve"], f"{source}: serve").dump()
+        layout = None
+        if data.get("layout") is not None:
+            if serve is not None:
+                raise ConfigError(f"{source}: layout: is for run sweeps; a serve sweep lays a system out in its "
+                                  "serve: block (serve.tp, serve.pp, ...)")
+            layout = _layout(dict.fromkeys(LAYOUT_FIELDS, 1) | data["layout"], f"{source}: layout")
         spec = cls(
             hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
             fidelity=fidelity, sets=list(sets),
@@ -283,15 +316,19 @@ class SweepSpec:
             derived={str(k): str(v) for k, v in (data.get("derived") or {}).items()}, sample=sample,
             constraints=[str(c) for c in data.get("constraints") or []],
             objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
-            serve=serve,
+            serve=serve, layout=layout,
         )
         known = ServeRun.model_fields
         for a in spec.axes:
             if a.path.split(".")[0] == "serve" and serve is None:
                 raise ConfigError(f"{source}: axis '{a.path}': needs a serve: block")
-            if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario", "serve"):
+            if a.path.split(".")[0] == "layout" and (layout is None or len(a.path.split(".")) != 2
+                                                     or a.path[7:] not in LAYOUT_FIELDS):
+                raise ConfigError(f"{source}: axis '{a.path}': needs a layout: block and one of "
+                                  f"{', '.join(f'layout.{f}' for f in LAYOUT_FIELDS)}")
+            if a.path != "fidelity" and a.path.split(".")[0] not in ("hw", "model", "scenario", "serve", "layout"):
                 raise ConfigError(f"{source}: axis '{a.path}': must start with hw., model. or scenario. "
-                                  "(or serve. with a serve: block)")
+                                  "(or serve. with a serve: block, layout. with a layout: block)")
             if a.path.split(".")[0] == "serve" and (len(a.path.split(".")) != 2 or a.path[6:] not in known):
                 raise ConfigError(f"{source}: axis '{a.path}': no such field (known: {', '.join(sorted(known))})")
         for o in spec.objectives:
@@ -307,7 +344,8 @@ class SweepSpec:
                 "model": str(resolve_path(self.model, "workloads", self.base_dir)), "scenario": self.scenario,
                 "fidelity": self.fidelity, "set": self.sets, "axes": axes, "derived": self.derived,
                 "sample": self.sample, "constraints": self.constraints, "objectives": self.objectives} | (
-                    {} if self.serve is None else {"serve": self.serve})
+                    {} if self.serve is None else {"serve": self.serve}) | (
+                    {} if self.layout is None else {"layout": self.layout})
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -352,7 +390,8 @@ class SweepSpec:
     # -- resolution -----------------------------------------------------------------------
     def _hw_source(self) -> tuple[dict, Path]:
         """The hardware preset's dict and file: a device, or a system (``kind: system``, bundled ones
-        under ``hw_configs/system/``), which a sweep serves on with a ``serve:`` block only."""
+        under ``hw_configs/system/``), which a sweep serves on (a ``serve:`` block) or runs on at a
+        layout (a ``layout:`` block)."""
         from llmsim.system.spec import system_dict
 
         try:
@@ -361,10 +400,14 @@ class SweepSpec:
             path = None
         found = system_dict(path if path is not None else self.hw)
         if found is not None:
-            if self.serve is None:
-                raise ConfigError(f"hw: '{self.hw}' is a system preset: a sweep serves on it (a serve: block, its "
-                                  "layout as serve.tp, serve.pp, ...); llmsim run --tp runs one point on it")
+            if self.serve is None and self.layout is None:
+                raise ConfigError(f"hw: '{self.hw}' is a system preset: a sweep runs on it at a layout (a layout: "
+                                  "block, e.g. layout: {tp: 2}, axes layout.tp, ...) or serves on it (a serve: block, "
+                                  "its layout as serve.tp, ...)")
             return found
+        if self.layout is not None:
+            raise ConfigError(f"layout: needs a system preset (kind: system, e.g. hw: dgx-h100); '{self.hw}' is one "
+                              "device")
         return hardware_dict(path if path is not None else resolve_path(self.hw, "hw_configs", self.base_dir))
 
     def _base(self) -> tuple[dict, dict, dict[str, list]]:
@@ -393,12 +436,15 @@ class SweepSpec:
                 from llmsim.serving.config import LAYOUT_FIELDS
 
                 serve = dict.fromkeys(LAYOUT_FIELDS) | self.serve  # unset layout fields are omitted from the dump
+            layout = None if self.layout is None else dict(self.layout)
             for path, v in values.items():
                 if path == "fidelity":
                     continue
                 label, *rest = path.split(".")
                 if label == "serve" and serve is not None:
                     apply_set(serve, rest, v, label)
+                elif label == "layout" and layout is not None:
+                    layout = _layout(layout | {rest[0]: v}, "layout")
                 elif label == "scenario":
                     sc_over.append((rest, v))
                 else:
@@ -434,7 +480,7 @@ class SweepSpec:
         except ConfigError as e:
             point = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ConfigError(f"{self.source}: point ({point}): {e}") from None
-        point = Point(values, hw, model, scenario, fidelity, "", serve, devices)
+        point = Point(values, hw, model, scenario, fidelity, "", serve, devices, layout)
         return replace(point, key=config_hash(point.config()))
 
     def config_constraints(self) -> list[str]:
