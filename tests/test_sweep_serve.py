@@ -60,6 +60,19 @@ def test_serve_sweep_runs_to_4_rows_with_serving_metrics(swept):
     assert again.ran == 0 and again.skipped == 4
 
 
+def test_llmsim_report_draws_a_serve_sweep_over_its_objectives(swept, tmp_path):
+    from click.testing import CliRunner
+
+    from llmsim.cli import main
+
+    _, out = swept
+    page = tmp_path / "sweep.html"
+    r = CliRunner().invoke(main, ["report", str(out), "-o", str(page)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    html = page.read_text()
+    assert "Serve sweep: gpt2 on h100" in html and "best goodput" in html and "goodput (requests/s)" in html
+
+
 def test_laws_hold_on_every_row(swept):
     _, out = swept
     rows = read_rows(out / "results.jsonl")
