@@ -151,6 +151,16 @@ def test_same_bank_refresh_blocks_one_bank_of_every_bank_group():
     assert same.energy_j["refresh"] / same.cycles == pytest.approx(every.energy_j["refresh"] / every.cycles, rel=0.1)
 
 
+def test_same_bank_refresh_takes_the_ranks_in_turn():
+    s = spec("ddr5", controller={"refresh": "same_bank"}, ranks=2, channels=1)
+    s = s.model_copy(update={"timing": s.timing.model_copy(update={"tREFIpb": s.timing.tREFIpb // 2})})
+    m = DramModel(s)
+    m.run(random_requests(s, 4000, seed=7), trace=200_000)
+    check_trace(s, m.last_trace)
+    bpr = s.bank_groups * s.banks_per_group
+    assert m.last_trace[m.last_trace[:, 1] == REFB][:8, 3].tolist() == [0, 1, 2, 3, bpr, bpr + 1, bpr + 2, bpr + 3]
+
+
 def test_checker_knows_a_same_bank_refresh_covers_every_bank_group():
     s = spec("ddr5", controller={"refresh": "same_bank"})
     bpg = s.banks_per_group
