@@ -735,17 +735,28 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     counts = np.zeros(N_CMD, dtype=np.int64)
     ntrace = np.zeros(1, dtype=np.int64)
     res = np.zeros((C, 5), dtype=np.int64)
-    # each single-bank command's rows of window 1, per bank: (lo, hi, latency), a range of a channel's
-    # flat ready bounds; rows over the same range keep the largest latency (one range, one max)
+    # each bank command's (ACT, PRE, RD, WR) rows of window 1, per bank: (lo, hi, latency), a range of a
+    # channel's flat ready bounds; rows over the same range keep the largest latency (one range, one max).
+    # Rows into a command this run never issues are left out (all-bank PIM commands without MAC requests,
+    # the refresh command of the other refresh mode, both without refresh): nothing reads their bounds.
+    used = np.ones(N_CMD, np.bool_)
+    mac = False
+    for i in range(n_req):
+        if op[i] == OP_MAC:
+            mac = True
+            break
+    used[ACT_AB] = used[MAC_AB] = used[PRE_AB] = mac
+    used[REF] = params[P_REFRESH] != 0 and params[P_REF_MODE] == REF_ALL_BANK
+    used[REFB] = params[P_REFRESH] != 0 and params[P_REF_MODE] != REF_ALL_BANK
     width = 1
-    for cmd in range(N_CMD):
+    for cmd in range(WR + 1):
         width = max(width, 2 * (pstart[cmd + 1] - pstart[cmd]) + 1)
-    prog = np.full((N_CMD, B, width, 3), -1, dtype=np.int64)
-    for cmd in range(N_CMD):
+    prog = np.full((WR + 1, B, width, 3), -1, dtype=np.int64)
+    for cmd in range(WR + 1):
         for b in range(B):
             j = 0
             for k in range(pstart[cmd], pstart[cmd + 1]):
-                if rows[k, 3] == 1:
+                if rows[k, 3] == 1 and used[rows[k, 1]]:
                     lvl, base = rows[k, 0], rows[k, 1] * B
                     rlo, rhi = span[b, 2, 0], span[b, 2, 1]
                     for part in range(2):
