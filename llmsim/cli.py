@@ -123,11 +123,17 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
         _out(path, flag)
     system = system_specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                           dtype, quant, tp, pp, micro, ep, dp)
+    if trace_steps != "all" and not trace_out:
+        raise LlmsimError("--trace-steps selects the steps of --trace OUT.json; give --trace too")
     if system is not None:
-        if speculative or exit_spec or prompts or report_out or trace_out:
-            raise LlmsimError("--speculative, --exit, --prompts, --report and --trace are not available on a "
-                              "system yet")
-        run_system(system, fidelity, tp, pp, micro, json_out, ep, dp)
+        if speculative or exit_spec or prompts:
+            raise LlmsimError("--speculative, --exit and --prompts are not available on a system yet")
+        if trace_out:
+            from llmsim.report.trace import select_steps
+
+            select_steps(trace_steps, system[2].gen)  # refused before the run, not after it
+        run_system(system, fidelity, tp, pp, micro, json_out, ep, dp, report_out=report_out, trace_out=trace_out,
+                   trace_steps=trace_steps)
         return
     hw_spec, model, sc = _specs(hw, model_name, sets, {"batch": batch, "prompt": prompt, "gen": gen, "mode": mode},
                                 dtype, quant)
@@ -135,8 +141,6 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
     if len(chosen) > 1:
         raise LlmsimError(f"{' and '.join(chosen)} cannot be combined")
     if trace_steps != "all":
-        if not trace_out:
-            raise LlmsimError("--trace-steps selects the steps of --trace OUT.json; give --trace too")
         from llmsim.report.trace import select_steps
 
         select_steps(trace_steps, sc.gen)  # refused before the run, not after it (gen steps: prefill + decodes)
@@ -173,17 +177,9 @@ def run(hw, model_name, dtype, mode, fidelity, sets, json_out, batch, prompt, ge
         write_json(json_out, d)
         click.echo(f"wrote {json_out}")
     if trace_out:
-        from llmsim.report.trace import chrome_trace, select_steps
+        from llmsim.report.trace import write_run_trace
 
-        keep = select_steps(trace_steps, len(res.steps))
-        starts = [0.0]
-        for s in res.steps[:-1]:
-            starts.append(starts[-1] + s.latency_s)
-        steps = [res.steps[i].to_dict(trace=True) | {"index": i, "start_s": starts[i]} for i in keep]
-        write_atomic(trace_out, json.dumps(chrome_trace(steps, f"{model.name} on {hw_spec.name}"),
-                                           allow_nan=False, separators=(",", ":")))
-        more = "" if len(keep) < 64 else " (--trace-steps keeps fewer)"
-        click.echo(f"wrote {trace_out}: {len(keep)} of {len(res.steps)} steps{more}")
+        click.echo(write_run_trace(res, trace_steps, trace_out, f"{model.name} on {hw_spec.name}"))
     if report_out:
         _report(d, report_out)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import networkx as nx
 import pytest
 from click.testing import CliRunner
@@ -45,6 +47,23 @@ def test_a_model_too_big_for_one_gpu_says_how_many_devices_it_needs():
     assert r.exit_code != 0 and "needs at least 2 devices" in r.output
     r = _cli("run", "--hw", "dgx-h100", "--model", "llama-2-70b", "--gen", "2", "--fidelity", "analytic")
     assert r.exit_code != 0 and "needs at least 2 devices (raise --tp or --pp)" in r.output
+
+
+def test_a_system_run_writes_its_report_and_a_trace_with_a_track_per_stage_unit(tmp_path):
+    html, trace = tmp_path / "run.html", tmp_path / "trace.json"
+    r = _cli("run", "--hw", "dgx-h100", "--model", "llama-2-7b", "--tp", "2", "--pp", "2", "--batch", "2", "--prompt",
+             "16", "--gen", "4", "--fidelity", "analytic", "--report", str(html), "--trace", str(trace),
+             "--trace-steps", "0:2")
+    assert r.exit_code == 0, r.output
+    assert "wrote " + str(trace) + ": 2 of 4 steps" in r.output and "llama-2-7b" in html.read_text()
+    events = json.loads(trace.read_text())["traceEvents"]
+    tracks = {e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    assert {"s0.gpu.gpu", "s1.gpu.gpu", "s0.tp", "s0.pp"} <= tracks
+    for bad, msg in ((("--trace-steps", "0:2"), "give --trace too"), (("--trace", str(trace), "--trace-steps", "9"),
+                     "this run has steps 0..3"), (("--speculative", "draft=gpt2,k=4"), "not available on a system")):
+        r = _cli("run", "--hw", "dgx-h100", "--model", "llama-2-7b", "--tp", "2", "--gen", "4", "--fidelity",
+                 "analytic", *bad)
+        assert r.exit_code != 0 and msg in r.output, r.output
 
 
 def test_tp8_runs_llama_2_70b_on_dgx_h100_with_per_device_footprint():

@@ -63,3 +63,21 @@ def select_steps(spec: str, n: int) -> list[int]:
     if not keep or keep[0] < 0 or keep[-1] >= n:
         raise LlmsimError(f"--trace-steps {spec!r}: this run has steps 0..{n - 1} (0 = the prefill)")
     return keep
+
+
+def write_run_trace(res: Any, steps_spec: str, out: str, label: str) -> str:
+    """Write the ``--trace`` file of a generation ``res`` (a :class:`~llmsim.engine.result.SimResult`,
+    one device's or a system's): the steps ``steps_spec`` keeps (:func:`select_steps`), each at its
+    place on the run's timeline. Returns the line the CLI prints."""
+    import json
+
+    from llmsim.io import write_atomic
+
+    keep = select_steps(steps_spec, len(res.steps))
+    starts = [0.0]
+    for s in res.steps[:-1]:
+        starts.append(starts[-1] + s.latency_s)
+    steps = [res.steps[i].to_dict(trace=True) | {"index": i, "start_s": starts[i]} for i in keep]
+    write_atomic(out, json.dumps(chrome_trace(steps, label), allow_nan=False, separators=(",", ":")))
+    more = "" if len(keep) < 64 else " (--trace-steps keeps fewer)"
+    return f"wrote {out}: {len(keep)} of {len(res.steps)} steps{more}"

@@ -64,7 +64,8 @@ def print_plan(d: dict) -> None:
 
 
 def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int | None, json_out: str | None,
-               ep: int | None = None, dp: int | None = None) -> dict:
+               ep: int | None = None, dp: int | None = None, report_out: str | None = None,
+               trace_out: str | None = None, trace_steps: str = "all") -> dict:
     from llmsim.io import write_json
     from llmsim.report.text import run_summary
     from llmsim.system.run import simulate_system
@@ -80,6 +81,15 @@ def run_system(specs, fidelity: str, tp: int | None, pp: int | None, micro: int 
     if json_out:
         write_json(json_out, d)
         click.echo(f"wrote {json_out}")
+    if trace_out:
+        from llmsim.report.trace import write_run_trace
+
+        click.echo(write_run_trace(res, trace_steps, trace_out, f"{model.name} on {system.name}"))
+    if report_out:
+        from llmsim.report import write_report
+
+        write_report(d, report_out)
+        click.echo(f"wrote {report_out}")
     return d
 
 
