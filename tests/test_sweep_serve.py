@@ -91,7 +91,7 @@ def test_laws_hold_on_every_row(swept):
     (SPEC.replace("serve.replicas:", "serve.replicas.n:"), "serve.replicas.n"),
     (SPEC.replace('slo: "ttft=0.2ms,tpot=1ms"', 'slo: "ttfb=2ms"'), "slo"),
     (SPEC.replace('"fixed:32"', '"fixd:32"'), "prompt_dist"),
-    (SPEC.replace("rate: 4, ", ""), "serve: rate"),
+    (SPEC.replace("rate: 4, ", ""), "give one of rate or trace"),
     (SPEC.replace("energy_per_token_j]", "total_s]"), "total_s"),
     (SPEC.replace("serve: {", "#").replace('"ttft=0.2ms,tpot=1ms"}', ""), "serve.rate"),
     (SPEC.replace("serve.replicas: [1, 2]", "serve.replicas: [0, 1]"), "replicas"),
@@ -216,3 +216,51 @@ def test_unset_layout_fields_leave_a_device_points_config_and_hash_as_before():
     tp = SweepSpec.from_dict({"hw": "dgx-h100", "model": "llama-2-7b", "serve": {"rate": 1},
                               "axes": {"serve.tp": [1, 2]}}).points()[0]
     assert [p.serve["tp"] for p in tp] == [1, 2]
+
+
+# ---- a recorded trace as a serve point's stream ---------------------------------------------------------
+
+TRACE = "arrival_s,prompt_tokens,output_tokens\n0.0,32,8\n0.1,64,4\n0.15,16,8\n0.4,32,2\n"
+
+
+def test_a_serve_sweep_replays_a_trace_as_llmsim_serve_does_and_keys_it_by_content(tmp_path):
+    from click.testing import CliRunner
+
+    from llmsim.cli import main
+
+    (tmp_path / "t.csv").write_text(TRACE)
+    text = "hw: h100\nmodel: gpt2\nfidelity: analytic\nserve: {trace: t.csv}\naxes: {serve.replicas: [1, 2]}\n"
+    out = tmp_path / "out"
+    res = run_sweep(SweepSpec.load(_spec(tmp_path, text)), out, workers=1)
+    assert res.errors == 0
+    row = next(r for r in read_rows(out / "results.jsonl") if r["axes"]["serve.replicas"] == 1)
+    js = tmp_path / "serve.json"
+    r = CliRunner().invoke(main, ["serve", "--hw", "h100", "--model", "gpt2", "--fidelity", "analytic", "--trace",
+                                  str(tmp_path / "t.csv"), "--json", str(js)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    m = json.loads(js.read_text())["runs"][0]["metrics"]
+    assert (row["ttft_p50_s"], row["energy_j"], row["requests"]) == (m["ttft_s"]["p50"], m["energy_j"], 4)
+    # the spec saved beside the results finds the trace (an absolute path), and reruns nothing
+    assert run_sweep(SweepSpec.load(out / "sweep_spec.yaml"), out, workers=1).ran == 0
+    # the key holds the file's content: an edited trace gives new keys; one edited after planning fails its point
+    (before,), _ = SweepSpec.load(_spec(tmp_path, text.replace("[1, 2]", "[1]"))).points()
+    (tmp_path / "t.csv").write_text(TRACE + "0.5,16,2\n")
+    (after,), _ = SweepSpec.load(_spec(tmp_path, text.replace("[1, 2]", "[1]"))).points()
+    assert before.key != after.key and before.serve["trace_sha256"] != after.serve["trace_sha256"]
+    from llmsim.sweep.runner import run_point
+
+    stale = run_point({"config": before.config(), "key": before.key})
+    assert stale["status"] == "error" and "changed or gone since the sweep was planned" in stale["error"]
+
+
+@pytest.mark.parametrize("serve,error", [
+    ("{rate: 2, trace: t.csv}", "give one of rate or trace"),
+    ("{requests: 2}", "give one of rate or trace"),
+    ("{trace: t.csv, prompt_dist: 'fixed:8'}", "trace gives the lengths"),
+    ("{trace: missing.csv}", "serve.trace: missing.csv: no such file"),
+])
+def test_a_bad_serve_stream_is_refused_before_anything_runs(tmp_path, serve, error):
+    (tmp_path / "t.csv").write_text(TRACE)
+    with pytest.raises(ConfigError) as e:
+        SweepSpec.load(_spec(tmp_path, f"hw: h100\nmodel: gpt2\nserve: {serve}\n")).points()
+    assert error in str(e.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llmsim.config.base import Spec
 from llmsim.errors import ConfigError
@@ -34,13 +34,22 @@ class ServeConfig(Spec):
 LAYOUT_FIELDS = ("tp", "pp", "ep", "dp", "micro_batches")  # ServeRun's system layout
 
 
-class ServeRun(ServeConfig):
-    """One Poisson serve scenario: the ``serve:`` block of a sweep spec (``llmsim serve``'s options,
-    one rate, and on a system preset its layout: ``tp``, ``pp``, ``ep``, ``dp``, ``micro_batches``),
-    with every :class:`ServeConfig` knob beside them (``serve.block_size``, ...)."""
+TRACE_FIELDS = ("trace", "trace_sha256")  # ServeRun's recorded stream (omitted from the dump when unset)
 
-    rate: float = Field(gt=0, allow_inf_nan=False, description="Poisson arrivals, requests/s (--rate)")
-    requests: int = Field(default=1000, ge=1, description="requests in the stream (--requests)")
+
+class ServeRun(ServeConfig):
+    """One serve scenario: the ``serve:`` block of a sweep spec (``llmsim serve``'s options: one
+    Poisson rate or a recorded trace, and on a system preset its layout: ``tp``, ``pp``, ``ep``,
+    ``dp``, ``micro_batches``), with every :class:`ServeConfig` knob beside them (``serve.block_size``, ...)."""
+
+    rate: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                               description="Poisson arrivals, requests/s (--rate); or give trace")
+    trace: str | None = Field(default=None, description="CSV/JSONL trace of arrival_s, prompt_tokens, "
+                              "output_tokens (--trace; a path relative to the sweep spec); or give rate")
+    trace_sha256: str | None = Field(default=None, description="the trace file's SHA-256, set when a sweep "
+                                     "resolves its points (a point's key changes with the file)")
+    requests: int = Field(default=1000, ge=1, description="requests in the stream (--requests; a trace's first "
+                          "rows)")
     prompt_dist: str = Field(default="fixed:512", description="--prompt-dist")
     output_dist: str = Field(default="fixed:128", description="--output-dist")
     scheduler: Literal["vllm", "sarathi", "static"] = Field(default="vllm", description="--scheduler")
@@ -77,11 +86,20 @@ class ServeRun(ServeConfig):
             raise ValueError(str(e)) from None
         return v
 
+    @model_validator(mode="after")
+    def _stream(self) -> ServeRun:
+        if (self.rate is None) == (self.trace is None):
+            raise ValueError("give one of rate or trace")
+        if self.trace is not None and (self.prompt_dist != "fixed:512" or self.output_dist != "fixed:128"):
+            raise ValueError("trace gives the lengths: prompt_dist/output_dist apply to rate only")
+        return self
+
     def dump(self) -> dict:
-        """The JSON dump a sweep stores and hashes; layout fields left unset are omitted, so a device's
-        serve points keep the hashes they had before those fields existed (a resumed store reruns nothing)."""
+        """The JSON dump a sweep stores and hashes; layout and trace fields left unset are omitted, so a
+        device's Poisson serve points keep the hashes they had before those fields existed (a resumed
+        store reruns nothing)."""
         d = self.model_dump(mode="json")
-        return {k: v for k, v in d.items() if not (k in LAYOUT_FIELDS and v is None)}
+        return {k: v for k, v in d.items() if not (k in LAYOUT_FIELDS + TRACE_FIELDS and v is None)}
 
     def engine(self) -> ServeConfig:
         """The engine knobs alone."""

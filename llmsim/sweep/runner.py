@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmsim.errors import LlmsimError
+from llmsim.errors import ConfigError, LlmsimError
 from llmsim.io import write_atomic
 from llmsim.sweep.expr import evaluate
 from llmsim.sweep.pareto import default_objectives, pareto_front
@@ -108,9 +108,18 @@ def run_serve_point(cfg: dict[str, Any], t0: float) -> dict[str, Any]:
         hw = validate(SystemSpec, cfg["hw"], "hw") if system else validate(HW_ADAPTER, cfg["hw"], "hw")
         model = validate(ModelSpec, cfg["model"], "model")
         sc = make_scenario(cfg["scenario"])
-        reqs = poisson_stream(run.rate, run.requests, parse_dist(run.prompt_dist, "serve.prompt_dist", "prompt"),
-                              parse_dist(run.output_dist, "serve.output_dist", "output"), run.seed,
-                              model.max_positions)
+        if run.trace is not None:  # the file the point was planned with, or none
+            from llmsim.serving.arrivals import trace_stream
+            from llmsim.sweep.space import trace_sha256
+
+            if not Path(run.trace).is_file() or trace_sha256(run.trace) != run.trace_sha256:
+                raise ConfigError(f"serve.trace {run.trace}: changed or gone since the sweep was planned (its key "
+                                  "holds the file's SHA-256); plan the sweep again")
+            reqs = trace_stream(run.trace, model.max_positions, run.requests)
+        else:
+            reqs = poisson_stream(run.rate, run.requests, parse_dist(run.prompt_dist, "serve.prompt_dist", "prompt"),
+                                  parse_dist(run.output_dist, "serve.output_dist", "output"), run.seed,
+                                  model.max_positions)
         # as llmsim serve: a system at its layout, with the flags' checks and messages
         target, _, replicas = serve_target(hw, model, sc, run.replicas, tp=run.tp, pp=run.pp, ep=run.ep, dp=run.dp,
                                            micro=run.micro_batches, fidelity=cfg["fidelity"])

@@ -20,9 +20,11 @@ A sweep spec (YAML) names a base and the axes to vary::
       - "avg_power_w <= 5"
     objectives: [total_s, energy_per_token_j]   # Pareto; "max:tokens_per_s" to maximise
 
-With a ``serve:`` block every point is an ``llmsim serve`` run instead (one Poisson rate; the block is
-:class:`llmsim.serving.config.ServeRun`: rate, requests, prompt_dist, output_dist, scheduler, replicas,
-slo, seed and the engine knobs), axes may also name ``serve.FIELD``, and rows hold :data:`SERVE_METRICS`::
+With a ``serve:`` block every point is an ``llmsim serve`` run instead (one Poisson rate, or a recorded
+``trace:`` file, its path relative to the spec; the block is :class:`llmsim.serving.config.ServeRun`: rate or
+trace, requests, prompt_dist, output_dist, scheduler, replicas, slo, seed and the engine knobs), axes may also
+name ``serve.FIELD``, and rows hold :data:`SERVE_METRICS`. A trace's SHA-256 is part of each point's config, so
+editing the file gives new keys::
 
     serve: {rate: 2, requests: 200, prompt_dist: "fixed:64", output_dist: "fixed:16", slo: "ttft=50ms"}
     axes: {serve.rate: [1, 2, 4], serve.replicas: [1, 2]}
@@ -143,6 +145,24 @@ class Point:
         return ctx if self.serve is None else ctx | {"serve": self.serve}
 
 
+def _trace_path(value: Any, base_dir: Path, where: str) -> str:
+    """A serve trace's absolute path (relative ones from the spec's folder); it must be a file."""
+    p = Path(str(value)).expanduser()
+    p = (p if p.is_absolute() else base_dir / p).resolve()
+    if not p.is_file():
+        raise ConfigError(f"{where}: {value}: no such file")
+    return str(p)
+
+
+def trace_sha256(path: str) -> str:
+    """The SHA-256 of a trace file's bytes (a serve point's config holds it; the point checks it when it runs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _layout(layout: dict[str, Any], where: str) -> dict[str, int]:
     """A run sweep's system layout: every LAYOUT_FIELDS key, each an integer (``llmsim run``'s flags
     check the values when the point runs, so a layout they refuse is a failed point with their message)."""
@@ -252,6 +272,8 @@ class SweepSpec:
     layout: dict[str, Any] | None = None  # a run sweep on a system: its layout (LAYOUT_FIELDS, unset ones 1)
     # a system's resolved device presets by (preset, set:), loaded once per spec, not once per point
     _devices: dict[tuple[str, str], dict] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # serve traces' SHA-256 by path, read once per spec
+    _traces: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -302,17 +324,23 @@ class SweepSpec:
 
         serve = None
         if data.get("serve") is not None:
-            serve = validate(ServeRun, data["serve"], f"{source}: serve").dump()
+            block = dict(data["serve"])
+            if block.get("trace") is not None:  # absolute, so the spec saved beside the results still finds it
+                block["trace"] = _trace_path(block["trace"], base_dir, f"{source}: serve.trace")
+            serve = validate(ServeRun, block, f"{source}: serve").dump()
         layout = None
         if data.get("layout") is not None:
             if serve is not None:
                 raise ConfigError(f"{source}: layout: is for run sweeps; a serve sweep lays a system out in its "
                                   "serve: block (serve.tp, serve.pp, ...)")
             layout = _layout(dict.fromkeys(LAYOUT_FIELDS, 1) | data["layout"], f"{source}: layout")
+        axes = [parse_axis(str(p), v, source) for p, v in axes_raw.items()]
+        axes = [replace(a, values=tuple(_trace_path(v, base_dir, f"{source}: axis 'serve.trace'") for v in a.values))
+                if a.path == "serve.trace" and a.values is not None else a for a in axes]
         spec = cls(
             hw=str(data["hw"]), model=str(data["model"]), scenario=dict(data.get("scenario") or {}),
             fidelity=fidelity, sets=list(sets),
-            axes=[parse_axis(str(p), v, source) for p, v in axes_raw.items()],
+            axes=axes,
             derived={str(k): str(v) for k, v in (data.get("derived") or {}).items()}, sample=sample,
             constraints=[str(c) for c in data.get("constraints") or []],
             objectives=[str(o) for o in data.get("objectives") or []], base_dir=base_dir, source=source,
@@ -477,6 +505,11 @@ class SweepSpec:
                 from llmsim.serving.config import ServeRun
 
                 serve = validate(ServeRun, serve, "serve").dump()
+                if serve.get("trace") is not None:
+                    t = serve["trace"]
+                    if t not in self._traces:
+                        self._traces[t] = trace_sha256(_trace_path(t, self.base_dir, "serve.trace"))
+                    serve["trace_sha256"] = self._traces[t]
         except ConfigError as e:
             point = ", ".join(f"{k}={v}" for k, v in values.items())
             raise ConfigError(f"{self.source}: point ({point}): {e}") from None
