@@ -105,15 +105,22 @@ def _raise(flat, lo, hi, v):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _raise_node(flat, B, nxt, lvl, b, span, v):
-    """Raise ``nxt``'s bound to ``v`` on the banks a row of level ``lvl`` covers from bank ``b``: its
-    bank, bank group, rank or channel (``span[b, lvl]``), or the other ranks' banks (``lvl`` 4)."""
-    lo, hi = span[b, 2 if lvl == 4 else lvl, 0], span[b, 2 if lvl == 4 else lvl, 1]
+def _cover(lvl, b, span, B):
+    """The banks a row of level ``lvl`` covers from bank ``b``, as two ranges ``lo1:hi1``, ``lo2:hi2``:
+    its bank, bank group, rank or channel (``span[b, lvl]``; the second range empty), or the banks of
+    the other ranks (``lvl`` 4: those before and after its rank's)."""
     if lvl == 4:
-        _raise(flat, nxt * B, nxt * B + lo, v)
-        _raise(flat, nxt * B + hi, nxt * B + B, v)
-    else:
-        _raise(flat, nxt * B + lo, nxt * B + hi, v)
+        return 0, span[b, 2, 0], span[b, 2, 1], B
+    return span[b, lvl, 0], span[b, lvl, 1], 0, 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _raise_node(flat, B, nxt, lvl, b, span, v):
+    """Raise ``nxt``'s bound to ``v`` on the banks a row of level ``lvl`` covers from bank ``b``."""
+    lo1, hi1, lo2, hi2 = _cover(lvl, b, span, B)
+    _raise(flat, nxt * B + lo1, nxt * B + hi1, v)
+    if hi2 > lo2:
+        _raise(flat, nxt * B + lo2, nxt * B + hi2, v)
 
 
 @njit(cache=True, _nrt=False)
@@ -707,16 +714,14 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
     for k in range(rows.shape[0]):
         window = max(window, rows[k, 3])
     hist = np.full((C, B + B // BPG + B // BPR + 1, N_CMD, window), NEVER, dtype=np.int64)
-    # bound nodes of each bank: its own, its bank group's, its rank's, the channel's; then its rank index
-    # (rank-switch bounds follow the channel node, one per rank)
+    # history nodes of each bank (windowed rows such as tFAW): its own, its bank group's, its rank's, the channel's
     NG, NR = B // BPG, B // BPR
-    nodes = np.zeros((B, 5), dtype=np.int64)
+    nodes = np.zeros((B, 4), dtype=np.int64)
     for b in range(B):
         nodes[b, 0] = b
         nodes[b, 1] = B + b // BPG
         nodes[b, 2] = B + NG + b // BPR
         nodes[b, 3] = B + NG + NR
-        nodes[b, 4] = b // BPR
     whist = np.zeros(N_CMD, dtype=np.bool_)
     for k in range(rows.shape[0]):
         if rows[k, 3] > 1:
@@ -757,15 +762,10 @@ def simulate(op, chan, bank, row, n_req, gen, seed, rows, pstart, geom, amap, pa
             j = 0
             for k in range(pstart[cmd], pstart[cmd + 1]):
                 if rows[k, 3] == 1 and used[rows[k, 1]]:
-                    lvl, base = rows[k, 0], rows[k, 1] * B
-                    rlo, rhi = span[b, 2, 0], span[b, 2, 1]
+                    base = rows[k, 1] * B
+                    lo1, hi1, lo2, hi2 = _cover(rows[k, 0], b, span, B)
                     for part in range(2):
-                        if lvl == 4:
-                            lo, hi = (base, base + rlo) if part == 0 else (base + rhi, base + B)
-                        elif part == 0:
-                            lo, hi = base + span[b, lvl, 0], base + span[b, lvl, 1]
-                        else:
-                            break
+                        lo, hi = (base + lo1, base + hi1) if part == 0 else (base + lo2, base + hi2)
                         if lo == hi:
                             continue
                         jj = 0
