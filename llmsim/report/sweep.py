@@ -12,8 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from llmsim.report.page import Page, fmt_s, fmt_si
-from llmsim.sweep.pareto import default_objectives, pareto_front, parse_objective
-from llmsim.sweep.runner import SERVE_OBJECTIVES
+from llmsim.sweep.pareto import SERVE_OBJECTIVES, default_objectives, pareto_front, parse_objective
 
 LABELS = {"ttft_s": "TTFT (s)", "tpot_s": "TPOT (s)", "total_s": "total latency (s)", "tokens_per_s": "tokens/s",
           "energy_j": "energy (J)", "energy_per_token_j": "energy per token (J)", "avg_power_w": "avg power (W)",

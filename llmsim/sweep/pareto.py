@@ -13,6 +13,8 @@ import numpy as np
 from llmsim.errors import LlmsimError
 
 DEFAULT_OBJECTIVES = ("total_s", "energy_per_token_j")
+#: a serve sweep's Pareto objectives when its spec names none
+SERVE_OBJECTIVES = ("max:goodput_rps", "energy_per_token_j")
 
 
 def parse_objective(obj: str) -> tuple[str, float]:

@@ -20,13 +20,11 @@ from typing import Any
 from llmsim.errors import ConfigError, LlmsimError
 from llmsim.io import write_atomic
 from llmsim.sweep.expr import evaluate
-from llmsim.sweep.pareto import default_objectives, pareto_front
+from llmsim.sweep.pareto import SERVE_OBJECTIVES, default_objectives, pareto_front
 from llmsim.sweep.space import Point, SweepSpec
 from llmsim.sweep.store import ResultStore
 
 Task = dict[str, Any]
-#: a serve sweep's Pareto objectives when its spec names none
-SERVE_OBJECTIVES = ("max:goodput_rps", "energy_per_token_j")
 
 #: A worker (local or Ray) is replaced after this many points, so whatever a point leaves behind
 #: in a worker cannot grow with the sweep's size. Measured (benchmarks/sweep_memory.py): a gpt2
