@@ -332,3 +332,9 @@ def test_too_many_banks_per_channel_is_refused():
     """The kernel packs a request's bank into 16 bits: more banks per channel is a clear error, not a wrong run."""
     with pytest.raises(ConfigError, match="banks per channel"):
         DramModel(spec("hbm2", banks_per_group=16385))
+
+
+@pytest.mark.parametrize("mode", ["per_bank", "same_bank"])
+def test_a_per_or_same_bank_refresh_without_its_timings_is_refused_naming_them(mode):
+    with pytest.raises(ValidationError, match=f"controller.refresh {mode} needs timing.tREFIpb and timing.tRFCpb"):
+        spec("ddr4", controller={"refresh": mode})
